@@ -1,0 +1,1 @@
+"""dlhw's Hydra configuration tree (installed as the package ``dlhw.conf``)."""
