@@ -1,0 +1,66 @@
+"""The LeNet-style CNN of CATALOGUE A: two 5x5 conv + max-pool stages, then FC 120 -> 84 -> classes."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dlhw.models.layers import conv_out, layer_set
+
+
+class LeNet(nn.Module):
+    """conv5(6k) -> ReLU -> pool2 -> conv5(16k) -> ReLU -> pool2 -> FC 120 -> FC 84 -> FC classes.
+
+    Args:
+        in_shape: (C, H, W) of one input.
+        num_classes: outputs of the last layer.
+        width: multiplier k of the channel counts (6k, 16k).
+        dropout: drop probability after each hidden FC layer (0 = none).
+        norm: "batch" puts BatchNorm after every conv and FC layer except the last; null for none.
+        impl: "torch" layers or the hand-written "scratch" ones (same parameter names and shapes).
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        width: float = 1,
+        dropout: float = 0.0,
+        norm: str | None = None,
+        impl: str = "torch",
+    ):
+        super().__init__()
+        if norm not in (None, "none", "batch"):
+            raise ValueError(f"model.norm={norm!r} is not one of null, none, batch")
+        L = layer_set(impl)
+        use_bn = norm == "batch"
+        c, h, w = in_shape
+        c1, c2 = max(1, math.ceil(6 * width)), max(1, math.ceil(16 * width))
+
+        def conv_stage(cin: int, cout: int) -> list[nn.Module]:
+            layers = [L.Conv2d(cin, cout, 5, bias=not use_bn)]
+            layers += [L.BatchNorm2d(cout)] if use_bn else []
+            return layers + [L.ReLU(), L.MaxPool2d(2, 2)]
+
+        def fc_stage(fin: int, fout: int) -> list[nn.Module]:
+            layers = [L.Linear(fin, fout, bias=not use_bn)]
+            layers += [L.BatchNorm1d(fout)] if use_bn else []
+            layers += [L.ReLU()]
+            return layers + ([L.Dropout(dropout)] if dropout > 0 else [])
+
+        self.features = nn.Sequential(*conv_stage(c, c1), *conv_stage(c1, c2))
+        for _ in range(2):
+            h, w = conv_out(h, 5) // 2, conv_out(w, 5) // 2
+        if h < 1 or w < 1:
+            raise ValueError(f"LeNet needs inputs of at least 16x16 pixels, got {in_shape[1:]}")
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            *fc_stage(c2 * h * w, 120),
+            *fc_stage(120, 84),
+            L.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
