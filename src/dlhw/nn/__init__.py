@@ -47,5 +47,7 @@ def layer_set(impl: str) -> SimpleNamespace:
     elif impl == "scratch":
         from . import modules as source
     else:
-        raise ValueError(f"unknown layer implementation {impl!r}; allowed values: {', '.join(LAYER_IMPLS)}")
+        raise ValueError(
+            f"unknown layer implementation {impl!r}; allowed values: {', '.join(LAYER_IMPLS)}"
+        )
     return SimpleNamespace(**{name: getattr(source, name) for name in _LAYERS})

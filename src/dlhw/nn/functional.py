@@ -240,7 +240,12 @@ def _col2im(cols6: Tensor, size, stride, padding, dilation) -> Tensor:
         r = i * dilation[0]
         for j in range(kw):
             q = j * dilation[1]
-            out[:, :, r : r + (ho - 1) * stride[0] + 1 : stride[0], q : q + (wo - 1) * stride[1] + 1 : stride[1]] += cols6[:, :, i, j]
+            out[
+                :,
+                :,
+                r : r + (ho - 1) * stride[0] + 1 : stride[0],
+                q : q + (wo - 1) * stride[1] + 1 : stride[1],
+            ] += cols6[:, :, i, j]
     if padding != (0, 0):
         out = out[:, :, padding[0] : padding[0] + size[0], padding[1] : padding[1] + size[1]]
     return out

@@ -30,7 +30,9 @@ __all__ = [
 class Linear(nn.Linear):
     """Fully connected layer (weight (out, in), bias (out,)) with a hand-written backward."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None):
+    def __init__(
+        self, in_features: int, out_features: int, bias: bool = True, device=None, dtype=None
+    ):
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -65,7 +67,9 @@ class _BatchNormMixin:
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
             self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            factor = (
+                1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+            )
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats
         return SF.batch_norm(
@@ -132,9 +136,18 @@ class Conv2d(nn.Conv2d):
         if groups != 1 or padding_mode != "zeros" or isinstance(padding, str):
             raise ValueError("scratch Conv2d supports groups=1, integer zero padding only")
         super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
-            padding_mode, device, dtype,
-        )  # fmt: skip
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias,
+            padding_mode,
+            device,
+            dtype,
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         return SF.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
