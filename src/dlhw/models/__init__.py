@@ -1,6 +1,9 @@
 """Plain nn.Modules built from explicit arguments (in_shape, num_classes, ...): no Lightning here."""
 
+from dlhw.models.cnn import CNN
 from dlhw.models.lenet import LeNet
 from dlhw.models.mlp import MLP
+from dlhw.models.resnet_small import ResNetSmall
+from dlhw.models.vgg import VGG, vgg11, vgg11_small
 
-__all__ = ["LeNet", "MLP"]
+__all__ = ["CNN", "LeNet", "MLP", "ResNetSmall", "VGG", "vgg11", "vgg11_small"]

@@ -1,0 +1,63 @@
+"""The small CNN of CATALOGUE B: conv -> (BatchNorm) -> ReLU -> max-pool -> FC -> ReLU -> (dropout) -> FC."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dlhw.models.layers import conv_out, layer_set
+
+
+class CNN(nn.Module):
+    """One conv stage ("same" padding, 2x2 max-pool), one hidden FC layer, a linear output.
+
+    Args:
+        in_shape: (C, H, W) of one input.
+        num_classes: outputs of the last layer.
+        filters: number of conv filters.
+        kernel_size: conv filter size (odd sizes keep H x W before pooling).
+        hidden: width of the hidden FC layer (0: the pooled features go straight to the output).
+        dropout: drop probability after the hidden FC layer.
+        batch_norm: BatchNorm after the conv and after the hidden FC layer.
+        impl: "torch" layers or the hand-written "scratch" ones.
+    """
+
+    def __init__(
+        self,
+        in_shape: tuple[int, int, int],
+        num_classes: int,
+        filters: int = 32,
+        kernel_size: int = 5,
+        hidden: int = 100,
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+        impl: str = "torch",
+    ):
+        super().__init__()
+        if filters < 1 or kernel_size < 1 or hidden < 0:
+            raise ValueError(
+                f"model.filters={filters}, model.kernel_size={kernel_size}, model.hidden={hidden}: "
+                "filters and kernel_size must be >= 1 and hidden >= 0"
+            )
+        L = layer_set(impl)
+        c, h, w = in_shape
+        pad = (kernel_size - 1) // 2
+        conv: list[nn.Module] = [L.Conv2d(c, filters, kernel_size, padding=pad, bias=not batch_norm)]
+        conv += [L.BatchNorm2d(filters)] if batch_norm else []
+        self.features = nn.Sequential(*conv, L.ReLU(), L.MaxPool2d(2, 2))
+        h, w = conv_out(h, kernel_size, padding=pad) // 2, conv_out(w, kernel_size, padding=pad) // 2
+        if h < 1 or w < 1:
+            raise ValueError(f"CNN with kernel_size={kernel_size} needs larger inputs than {in_shape[1:]}")
+        head: list[nn.Module] = [nn.Flatten()]
+        width = filters * h * w
+        if hidden > 0:
+            head.append(L.Linear(width, hidden, bias=not batch_norm))
+            head += [L.BatchNorm1d(hidden)] if batch_norm else []
+            head.append(L.ReLU())
+            head += [L.Dropout(dropout)] if dropout > 0 else []
+            width = hidden
+        head.append(L.Linear(width, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
