@@ -34,6 +34,17 @@ def overrides_of(cfg: DictConfig) -> list[str]:
     return list(cfg.get("overrides") or [])
 
 
+def quiet_libraries() -> None:
+    """Silence library chatter that says nothing about this run (tips, deprecations of internals)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(lambda record: "Tip:" not in record.getMessage())
+
+
 def run(cfg: DictConfig) -> float | None:
     """Train and test one configuration; return the metric a sweeper optimises."""
     import pytorch_lightning as pl
@@ -42,6 +53,7 @@ def run(cfg: DictConfig) -> float | None:
     from dlhw.config_tree import print_config
     from dlhw.pipeline import available_cores, build
 
+    quiet_libraries()
     run_dir = run_dir_of(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.get("threads") or available_cores())
