@@ -1,12 +1,16 @@
-"""Ships the top-level conf/ inside the wheel as the package ``dlhw.conf`` (one package per group)."""
+"""Ships the top-level conf/ inside the wheel as the package ``dlhw.conf`` (one package per folder)."""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
-groups = sorted(p.name for p in Path("conf").iterdir() if p.is_dir() and not p.name.startswith("_"))
+conf_packages = ["dlhw.conf"] + [
+    "dlhw.conf." + ".".join(p.relative_to("conf").parts)
+    for p in sorted(Path("conf").rglob("*"))
+    if p.is_dir() and "__pycache__" not in p.parts
+]
 setup(
-    packages=find_packages("src") + ["dlhw.conf"] + [f"dlhw.conf.{g}" for g in groups],
+    packages=find_packages("src") + conf_packages,
     package_dir={"": "src", "dlhw.conf": "conf"},
-    package_data={"dlhw.conf": ["*.yaml"], **{f"dlhw.conf.{g}": ["*.yaml"] for g in groups}},
+    package_data={name: ["*.yaml"] for name in conf_packages},
 )
