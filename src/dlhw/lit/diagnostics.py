@@ -1,0 +1,102 @@
+"""Gradient norms per step and weight / gradient histograms per epoch, per layer."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from dlhw.lit.tb import short_name, tb_writer
+
+
+class GradNorm(pl.Callback):
+    """Logs the global gradient norm and each parameter's gradient norm every ``every_n_steps``.
+
+    Norms are taken before clipping (on_before_optimizer_step), so a clipped run still shows the
+    raw gradients. Between intervals the callback does nothing; at an interval it costs one
+    device-to-host copy of all the norms together.
+
+    Args:
+        every_n_steps: interval in optimizer steps; null = the trainer's log_every_n_steps.
+        per_layer: also log ``grad_norm/<parameter>`` (else only ``grad_norm/global``).
+    """
+
+    def __init__(self, every_n_steps: int | None = None, per_layer: bool = True):
+        self.every_n_steps = every_n_steps
+        self.per_layer = per_layer
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        every = self.every_n_steps or trainer.log_every_n_steps
+        step = trainer.global_step
+        writer = tb_writer(trainer)
+        if writer is None or every <= 0 or step % every:
+            return
+        named = [(short_name(n), p.grad) for n, p in pl_module.named_parameters() if p.grad is not None]
+        if not named:
+            return
+        norms = torch.stack([g.detach().float().norm() for _, g in named])
+        total = norms.square().sum().sqrt()
+        values = torch.cat([total[None], norms]).tolist()  # the one sync of this step
+        writer.add_scalar("grad_norm/global", values[0], step)
+        if self.per_layer:
+            for (name, _), v in zip(named, values[1:], strict=True):
+                writer.add_scalar(f"grad_norm/{name}", v, step)
+
+
+class WeightHistograms(pl.Callback):
+    """Histograms and norms of every parameter and its gradient, at the start and every N epochs.
+
+    Tags: ``weights/<param>``, ``grads/<param>`` (histograms), ``weight_norm/<param>`` and
+    ``grad_norm_epoch/<param>`` (scalars), at the global step. The gradients are those of the last
+    step of the epoch, taken before clipping; other steps cost nothing.
+
+    Args:
+        every_n_epochs: interval in epochs (0: only at the start and the end).
+        grads: also record gradients.
+    """
+
+    def __init__(self, every_n_epochs: int = 1, grads: bool = True):
+        self.every_n_epochs = every_n_epochs
+        self.grads = grads
+        self._batch_idx = 0
+        self._grads: dict[str, torch.Tensor] = {}
+
+    def _due(self, trainer) -> bool:
+        epoch = trainer.current_epoch + 1
+        last = trainer.max_epochs is not None and epoch >= trainer.max_epochs
+        return last or (self.every_n_epochs > 0 and epoch % self.every_n_epochs == 0)
+
+    def _record(self, trainer, pl_module) -> None:
+        writer = tb_writer(trainer)
+        if writer is None:
+            return
+        step = trainer.global_step
+        for name, p in pl_module.named_parameters():
+            name = short_name(name)
+            w = p.detach().float().cpu()
+            writer.add_histogram(f"weights/{name}", w, step)
+            writer.add_scalar(f"weight_norm/{name}", w.norm().item(), step)
+            g = self._grads.get(name)
+            if g is not None:
+                writer.add_histogram(f"grads/{name}", g, step)
+                writer.add_scalar(f"grad_norm_epoch/{name}", g.norm().item(), step)
+        self._grads = {}
+
+    def on_fit_start(self, trainer, pl_module) -> None:
+        self._record(trainer, pl_module)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self._batch_idx = batch_idx
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        n = trainer.num_training_batches
+        last_batch = isinstance(n, int) and self._batch_idx + 1 >= n
+        if not (self.grads and last_batch and self._due(trainer)):
+            return
+        self._grads = {
+            short_name(name): p.grad.detach().float().cpu()
+            for name, p in pl_module.named_parameters() if p.grad is not None
+        }
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if self._due(trainer) or trainer.should_stop:
+            self._record(trainer, pl_module)

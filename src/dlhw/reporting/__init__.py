@@ -1,0 +1,1 @@
+"""Report building blocks: figures (plots) and run discovery / reading (runs)."""

@@ -1,0 +1,142 @@
+"""Matplotlib figures of the report (object API only: no pyplot state, no GUI backend)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 110
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _legend(ax, n: int) -> None:
+    if n == 0:
+        return
+    if n <= 8:
+        ax.legend(fontsize=8, loc="best")
+    else:  # many runs: legend beside the axes, smaller
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+
+
+def curves_figure(
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    ylabel: str,
+    title: str,
+    xlabel: str = "epoch",
+    logy: bool = False,
+) -> Figure:
+    """Overlaid curves: one (label, x, y) per run."""
+    wide = len(series) > 8
+    fig = _figure(9.0 if wide else 6.5, 4.0)
+    ax = fig.add_subplot()
+    for label, x, y in series:
+        ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, linewidth=1.4, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    _legend(ax, len(series))
+    return fig
+
+
+def bar_figure(labels: Sequence[str], values: Sequence[float], errors: Sequence[float] | None,
+               ylabel: str, title: str) -> Figure:
+    """Horizontal bars (labels stay readable however long), values printed at the bar ends."""
+    n = len(labels)
+    longest = max((len(s) for s in labels), default=10)
+    fig = _figure(min(4.0 + 0.075 * longest, 12.0) + 3.0, max(1.6, 0.45 * n + 1.0))
+    ax = fig.add_subplot()
+    y = np.arange(n)
+    ax.barh(y, values, xerr=errors if errors and any(e > 0 for e in errors) else None,
+            color="tab:blue", alpha=0.8, capsize=3)
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(ylabel)
+    ax.set_title(title)
+    top = max(values) if values else 1.0
+    ax.set_xlim(0, max(1.0, top * 1.12) if top <= 1.0 else top * 1.15)
+    for yi, v in zip(y, values, strict=True):
+        ax.text(v, yi, f" {v * 100:.2f}%" if top <= 1.0 else f" {v:.3g}", va="center", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    return fig
+
+
+def signal_figure(signal: dict, title: str = "Pre-activation variance across depth") -> Figure:
+    """Variance of each layer's pre-activations vs depth: one line per record (init, epochs)."""
+    layers, records = signal["layers"], signal["records"]
+    fig = _figure(max(6.0, 0.55 * len(layers) + 3.0), 4.2)
+    ax = fig.add_subplot()
+    x = np.arange(1, len(layers) + 1)
+    for rec in records:
+        epoch = rec.get("epoch")
+        label = "initialisation" if epoch is None else f"after epoch {epoch}"
+        style = "--" if epoch is None else "-"
+        ax.plot(x, rec["variance"], style, marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set_xticks(x, [f"{i}: {n}" for i, n in zip(x, layers, strict=True)], rotation=35, ha="right", fontsize=8)
+    ax.set_xlabel("layer (depth)")
+    ax.set_ylabel("variance of pre-activations")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax, len(records))
+    return fig
+
+
+def signal_comparison_figure(runs: Sequence[tuple[str, dict]]) -> Figure:
+    """Pre-activation variance at initialisation across depth, one line per run."""
+    longest = max((len(s["layers"]) for _, s in runs), default=1)
+    layers = next(s["layers"] for _, s in runs if len(s["layers"]) == longest)
+    fig = _figure(max(6.5, 0.55 * longest + 3.5), 4.2)
+    ax = fig.add_subplot()
+    for label, s in runs:
+        init = s["records"][0]["variance"]
+        ax.plot(np.arange(1, len(init) + 1), init, marker="o", label=label)
+    x = np.arange(1, longest + 1)
+    ax.set_xticks(x, [f"{i}: {n}" for i, n in zip(x, layers, strict=True)], rotation=35, ha="right", fontsize=8)
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (depth)")
+    ax.set_ylabel("variance of pre-activations at init")
+    ax.set_title("Signal propagation at initialisation")
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax, len(runs))
+    return fig
+
+
+def filters_figure(weight, title: str) -> Figure:
+    """Conv filters (out, in, kh, kw) as a grid of tiles (colour for RGB input, else grey)."""
+    w = np.asarray(weight, dtype=np.float32)
+    rgb = w.shape[1] == 3
+    n = w.shape[0]
+    cols = min(8, n)
+    rows = math.ceil(n / cols)
+    fig = _figure(1.1 * cols + 0.4, 1.1 * rows + 0.6)
+    fig.suptitle(title, fontsize=10)
+    for i in range(rows * cols):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        tile = w[i].transpose(1, 2, 0) if rgb else w[i, 0]
+        lo, hi = tile.min(), tile.max()
+        tile = (tile - lo) / (hi - lo) if hi > lo else np.zeros_like(tile)
+        ax.imshow(tile, cmap=None if rgb else "gray", interpolation="nearest")
+        ax.set_title(str(i), fontsize=7)
+    return fig
