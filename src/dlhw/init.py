@@ -53,3 +53,27 @@ def initialize(net: nn.Module, scheme: str = "default", std: float = 0.01, gain:
         if isinstance(bias, torch.Tensor):
             bias.zero_()
     return net
+
+
+@torch.no_grad()
+def preactivation_variances(net: nn.Module, x: torch.Tensor) -> list[tuple[str, float]]:
+    """(layer name, variance of its output) for every Conv/Linear layer of ``net`` on input ``x``.
+
+    Measured in eval mode, so it shows what an initialisation does to the signal at depth (He keeps
+    it roughly constant in a ReLU net; a fixed small Gaussian shrinks it layer by layer).
+    """
+    names = {id(m): name for name, m in net.named_modules()}
+    found: list[tuple[str, float]] = []
+    hooks = [
+        module.register_forward_hook(lambda m, _i, out: found.append((names[id(m)], out.float().var().item())))
+        for module, _ in _weighted_layers(net)
+    ]
+    was_training = net.training
+    try:
+        net.eval()
+        net(x)
+    finally:
+        net.train(was_training)
+        for h in hooks:
+            h.remove()
+    return found

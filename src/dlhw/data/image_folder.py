@@ -77,6 +77,7 @@ class ImageFolderData(ClassificationData):
     """Any root/train/CLASS and root/test/CLASS image tree, resized to ``size``.
 
     mean/std: per-channel normalisation; null computes them from the training images.
+    train_dir/test_dir: the split folder names (e.g. test_dir=validation for cats vs dogs).
     """
 
     def __init__(
@@ -86,10 +87,13 @@ class ImageFolderData(ClassificationData):
         mean: list[float] | None = None,
         std: list[float] | None = None,
         cache: bool = True,
+        train_dir: str = "train",
+        test_dir: str = "test",
         **kwargs,
     ):
         super().__init__(**kwargs)
         self.root = check_root(root or default_data_root())
+        self.train_dir, self.test_dir = train_dir, test_dir
         self.size = (size, size) if isinstance(size, int) else tuple(size)
         self.norm_mean = tuple(mean) if mean else None
         self.norm_std = tuple(std) if std else None
@@ -102,8 +106,9 @@ class ImageFolderData(ClassificationData):
         split_dir = folder / name
         if not split_dir.is_dir():
             raise DataNotFoundError(
-                f"No {name}/ folder under {folder}. An image folder data set needs {folder}/train/CLASS/ "
-                f"and {folder}/test/CLASS/ with images inside: point data.root at such a folder."
+                f"No {name}/ folder under {folder}. An image folder data set needs "
+                f"{folder}/{self.train_dir}/CLASS/ and {folder}/{self.test_dir}/CLASS/ with images inside: "
+                "point data.root at such a folder (or set data.train_dir / data.test_dir)."
             )
         items, classes = list_images(split_dir)
         if not items:
@@ -124,11 +129,11 @@ class ImageFolderData(ClassificationData):
 
     def load(self) -> Splits:
         folder = self.image_root()
-        tx, ty, classes = self._split(folder, "train")
-        vx, vy, test_classes = self._split(folder, "test")
+        tx, ty, classes = self._split(folder, self.train_dir)
+        vx, vy, test_classes = self._split(folder, self.test_dir)
         if test_classes != classes:
             raise UserError(
-                f"{folder}/train and {folder}/test have different class folders "
+                f"{folder}/{self.train_dir} and {folder}/{self.test_dir} have different class folders "
                 f"({classes} vs {test_classes}): make them the same."
             )
         mean, std = self.norm_mean, self.norm_std
