@@ -15,7 +15,8 @@ STAGES = ("train", "val", "test")
 class Classifier(pl.LightningModule):
     """Trains ``net`` with ``loss``; logs loss and accuracy per epoch without a per-step GPU sync.
 
-    Sequence-to-sequence outputs (N, T, C) with targets (N, T) are scored per position; a model
+    Sequence-to-sequence outputs (N, T, C) with targets (N, T) are scored per position (positions
+    whose target is ``ignore_index``, i.e. padding, count in neither loss nor accuracy); a model
     with one output and a binary loss is scored by the sign of its score.
 
     Args:
@@ -26,6 +27,7 @@ class Classifier(pl.LightningModule):
         scheduler_interval: "epoch" or "step".
         monitor: metric a plateau scheduler watches.
         log_step_loss: also log the training loss at every logging step (off: no sync per step).
+        ignore_index: target value of padding positions in sequence-to-sequence batches.
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class Classifier(pl.LightningModule):
         scheduler_interval: str = "epoch",
         monitor: str = "val/loss",
         log_step_loss: bool = False,
+        ignore_index: int = -100,
     ):
         super().__init__()
         self.net = net
@@ -46,6 +49,7 @@ class Classifier(pl.LightningModule):
         self.scheduler_interval = scheduler_interval
         self.monitor = monitor
         self.log_step_loss = log_step_loss
+        self.ignore_index = ignore_index
         self.metrics = nn.ModuleDict(
             {f"{s}_{m}": MeanMetric() for s in STAGES for m in ("loss", "acc")}
         )
@@ -54,8 +58,10 @@ class Classifier(pl.LightningModule):
         return self.net(x)
 
     def _flatten(self, logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if logits.dim() == 3 and y.dim() == 2:  # sequence to sequence: score every position
-            return logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
+        if logits.dim() == 3 and y.dim() == 2:  # sequence to sequence: score every real position
+            logits, y = logits.reshape(-1, logits.shape[-1]), y.reshape(-1)
+            keep = y != self.ignore_index
+            return logits[keep], y[keep]
         return logits, y
 
     def predict_classes(self, logits: torch.Tensor) -> torch.Tensor:
