@@ -69,14 +69,13 @@ class _ReLU(Function):
 
     @staticmethod
     def forward(ctx, x: Tensor) -> Tensor:
-        mask = x > 0
-        ctx.save_for_backward(mask)
-        return x * mask
+        ctx.save_for_backward(x <= 0)
+        return x.clamp_min(0)
 
     @staticmethod
     def backward(ctx, g: Tensor):
-        (mask,) = ctx.saved_tensors
-        return g * mask
+        (off,) = ctx.saved_tensors
+        return g.masked_fill(off, 0)
 
 
 def relu(x: Tensor) -> Tensor:
@@ -264,7 +263,8 @@ class _Conv2d(Function):
         p6 = _patches(x, (kh, kw), stride, padding, dilation)
         ho, wo = p6.shape[-2:]
         cols = p6.reshape(n, c * kh * kw, ho * wo)  # the im2col copy
-        out = weight.reshape(o, -1).matmul(cols)  # (N, O, L)
+        # bmm with a broadcast (stride-0) weight: W_flat @ cols_n for every n, without copying cols
+        out = torch.bmm(weight.reshape(1, o, -1).expand(n, -1, -1), cols)  # (N, O, L)
         if bias is not None:
             out = out + bias.view(1, o, 1)
         ctx.save_for_backward(cols, weight)
@@ -280,11 +280,12 @@ class _Conv2d(Function):
         g2 = g.reshape(n, o, -1)
         gx = gw = gb = None
         if ctx.needs_input_grad[1]:
-            gw = g2.matmul(cols.transpose(1, 2)).sum(0).view_as(weight)
+            gw = torch.bmm(g2, cols.transpose(1, 2)).sum(0).view_as(weight)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = g2.sum((0, 2))
         if ctx.needs_input_grad[0]:
-            gcols = weight.reshape(o, -1).t().matmul(g2)  # (N, C*kh*kw, L)
+            wt = weight.reshape(o, -1).t().unsqueeze(0).expand(n, -1, -1)
+            gcols = torch.bmm(wt, g2)  # (N, C*kh*kw, L)
             gx = _col2im(gcols.view(shape6), size, stride, padding, dilation)
         return gx, gw, gb, None, None, None
 
@@ -309,27 +310,32 @@ def conv2d(
 
 
 class _MaxPool2d(Function):
-    """Max over each window; the gradient goes to the window's arg-max only (col2im adds overlaps)."""
+    """Max over each window, the gradient going to the window's (first) arg-max only.
+
+    Both passes loop over the kh*kw window offsets (not pixels): each step compares or scatters
+    one strided slab of shape (N, C, H_out, W_out).
+    """
 
     @staticmethod
     def forward(ctx, x, kernel, stride, padding):
-        n, c, h, w = x.shape
         p6 = _patches(x, kernel, stride, padding, (1, 1), pad_value=float("-inf"))
-        ho, wo = p6.shape[-2:]
-        windows = p6.permute(0, 1, 4, 5, 2, 3).reshape(n, c, ho, wo, -1)
-        out, idx = windows.max(-1)
+        out = p6[:, :, 0, 0].clone()
+        idx = torch.zeros(out.shape, dtype=torch.uint8, device=x.device)
+        for k in range(1, kernel[0] * kernel[1]):
+            v = p6[:, :, k // kernel[1], k % kernel[1]]
+            better = v > out
+            out = torch.where(better, v, out)
+            idx.masked_fill_(better, k)
         ctx.save_for_backward(idx)
-        ctx.conf = ((h, w), kernel, stride, padding)
+        ctx.conf = (x.shape[2:], kernel, stride, padding)
         return out
 
     @staticmethod
     def backward(ctx, g):
         (idx,) = ctx.saved_tensors
         size, kernel, stride, padding = ctx.conf
-        n, c, ho, wo = g.shape
-        gwin = g.new_zeros(n, c, ho, wo, kernel[0] * kernel[1])
-        gwin.scatter_(-1, idx.unsqueeze(-1), g.unsqueeze(-1))
-        g6 = gwin.view(n, c, ho, wo, *kernel).permute(0, 1, 4, 5, 2, 3)
+        kk = kernel[0] * kernel[1]
+        g6 = torch.stack([g.masked_fill(idx != k, 0) for k in range(kk)], 2).unflatten(2, kernel)
         return _col2im(g6, size, stride, padding, (1, 1)), None, None, None
 
 
