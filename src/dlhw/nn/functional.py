@@ -11,7 +11,11 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd import Function
 
+from dlhw.nn.recurrent import gated_rnn, rnn_tanh_sequence_loss
+
 __all__ = [
+    "gated_rnn",
+    "rnn_tanh_sequence_loss",
     "linear",
     "relu",
     "dropout",
@@ -320,8 +324,11 @@ class _MaxPool2d(Function):
     def forward(ctx, x, kernel, stride, padding):
         p6 = _patches(x, kernel, stride, padding, (1, 1), pad_value=float("-inf"))
         out = p6[:, :, 0, 0].clone()
-        idx = torch.zeros(out.shape, dtype=torch.uint8, device=x.device)
-        for k in range(1, kernel[0] * kernel[1]):
+        kk = kernel[0] * kernel[1]
+        idx = torch.zeros(
+            out.shape, dtype=torch.uint8 if kk <= 256 else torch.int64, device=x.device
+        )
+        for k in range(1, kk):
             v = p6[:, :, k // kernel[1], k % kernel[1]]
             better = v > out
             out = torch.where(better, v, out)
