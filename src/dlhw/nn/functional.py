@@ -212,10 +212,6 @@ def batch_norm(
 # --------------------------------------------------------------------------- conv / pool
 
 
-def _out_size(size: int, k: int, s: int, p: int, d: int) -> int:
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
 def _patches(x: Tensor, kernel, stride, padding, dilation, pad_value: float = 0.0) -> Tensor:
     """View of x's sliding windows, shape (N, C, kh, kw, Ho, Wo), via padding + ``as_strided``."""
     if padding != (0, 0):
@@ -303,7 +299,7 @@ def conv2d(
     dilation: int | tuple[int, int] = 1,
     groups: int = 1,
 ) -> Tensor:
-    """2-D cross-correlation like ``F.conv2d`` (zero padding, groups=1), via unfold + matmul."""
+    """2-D cross-correlation like ``F.conv2d`` (zero padding, groups=1): strided im2col + bmm."""
     if groups != 1:
         raise ValueError("scratch conv2d supports groups=1 only")
     if isinstance(padding, str):
