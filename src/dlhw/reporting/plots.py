@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 DPI = 110
 
@@ -50,6 +51,7 @@ def curves_figure(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -71,10 +73,14 @@ def bar_figure(labels: Sequence[str], values: Sequence[float], errors: Sequence[
     ax.invert_yaxis()
     ax.set_xlabel(ylabel)
     ax.set_title(title)
-    top = max(values) if values else 1.0
-    ax.set_xlim(0, max(1.0, top * 1.12) if top <= 1.0 else top * 1.15)
-    for yi, v in zip(y, values, strict=True):
-        ax.text(v, yi, f" {v * 100:.2f}%" if top <= 1.0 else f" {v:.3g}", va="center", fontsize=8)
+    errs = list(errors) if errors else [0.0] * n
+    top = max((v + e for v, e in zip(values, errs, strict=True)), default=1.0)
+    ax.set_xlim(0, 1.18 if top <= 1.0 else top * 1.2)
+    for yi, v, e in zip(y, values, errs, strict=True):
+        text = f"{v * 100:.2f}%" if top <= 1.0 else f"{v:.3g}"
+        if e > 0:
+            text += f" ± {e * 100:.2f}" if top <= 1.0 else f" ± {e:.2g}"
+        ax.text(v + e + 0.01 * ax.get_xlim()[1], yi, text, va="center", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     return fig
 
@@ -103,14 +109,16 @@ def signal_figure(signal: dict, title: str = "Pre-activation variance across dep
 def signal_comparison_figure(runs: Sequence[tuple[str, dict]]) -> Figure:
     """Pre-activation variance at initialisation across depth, one line per run."""
     longest = max((len(s["layers"]) for _, s in runs), default=1)
-    layers = next(s["layers"] for _, s in runs if len(s["layers"]) == longest)
+    same = len({tuple(s["layers"]) for _, s in runs}) == 1
+    layers = runs[0][1]["layers"] if same else [""] * longest
     fig = _figure(max(6.5, 0.55 * longest + 3.5), 4.2)
     ax = fig.add_subplot()
     for label, s in runs:
         init = s["records"][0]["variance"]
         ax.plot(np.arange(1, len(init) + 1), init, marker="o", label=label)
     x = np.arange(1, longest + 1)
-    ax.set_xticks(x, [f"{i}: {n}" for i, n in zip(x, layers, strict=True)], rotation=35, ha="right", fontsize=8)
+    ticks = [f"{i}: {n}" if n else str(i) for i, n in zip(x, layers, strict=True)]
+    ax.set_xticks(x, ticks, rotation=35 if same else 0, ha="right" if same else "center", fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("layer (depth)")
     ax.set_ylabel("variance of pre-activations at init")

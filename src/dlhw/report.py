@@ -1,0 +1,284 @@
+"""``dlhw-report PATH``: one Markdown (+ HTML) report with tables and plots for a run, a sweep or a
+folder of them, from each run's results.json and TensorBoard events."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import statistics
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+from dlhw.errors import UserError
+from dlhw.reporting import plots
+from dlhw.reporting.runs import Run, differing_keys, find_runs, first_conv_weight
+
+log = logging.getLogger("dlhw")
+FILES = "report_files"
+MAX_IMAGES = 24  # per-run images (filters, signal) shown at most
+
+
+def _pct(v) -> str:
+    return f"{v * 100:.2f}%" if isinstance(v, (int, float)) else "—"
+
+
+def _num(v, fmt: str = "{:.4f}") -> str:
+    return fmt.format(v) if isinstance(v, (int, float)) else "—"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _mean_sd(values: list[float], pct: bool) -> str:
+    if not values:
+        return "—"
+    m = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    lo, hi = min(values), max(values)
+    if pct:
+        return f"{m * 100:.2f} ± {sd * 100:.2f}% ({lo * 100:.2f}–{hi * 100:.2f})"
+    return f"{m:.4f} ± {sd:.4f} ({lo:.4f}–{hi:.4f})"
+
+
+class Report:
+    """Collects runs under a root and writes report.md, report.html and PNGs in report_files/."""
+
+    def __init__(self, root: Path, out_dir: Path | None = None, title: str | None = None):
+        self.root = Path(root)
+        if not self.root.exists():
+            raise UserError(f"dlhw-report: {self.root} does not exist; pass a run or sweep directory "
+                            "(e.g. outputs/multirun/DATE/TIME).")
+        self.runs = find_runs(self.root)
+        if not self.runs:
+            raise UserError(f"dlhw-report: no run under {self.root} (no results.json found); pass a run "
+                            "directory, a sweep directory or a folder of them.")
+        self.out = Path(out_dir) if out_dir else self.root
+        self.files = self.out / FILES
+        self.title = title or f"Report: {self.root.resolve().name}"
+        self.keys = differing_keys(self.runs)
+        self.md: list[str] = []
+
+    # ------------------------------------------------------------------ labels and groups
+    def label(self, run: Run, keys: list[str] | None = None) -> str:
+        """The run's values of the differing overrides (keys it does not set are left out)."""
+        keys = self.keys if keys is None else keys
+        parts = [f"{k}={run.overrides[k]}" for k in keys if k in run.overrides]
+        return ", ".join(parts) if parts else self.rel(run)
+
+    def rel(self, run: Run) -> str:
+        root, path = self.root.resolve(), run.path.resolve()
+        return str(path.relative_to(root)) if path != root and path.is_relative_to(root) else path.name
+
+    def groups(self) -> OrderedDict[str, list[Run]]:
+        """Runs grouped by their configuration without the seed (repeats of one config)."""
+        keys = [k for k in self.keys if k != "seed"]
+        by_key: OrderedDict[tuple, list[Run]] = OrderedDict()
+        for run in self.runs:
+            by_key.setdefault(tuple(run.overrides.get(k) for k in keys), []).append(run)
+        out: OrderedDict[str, list[Run]] = OrderedDict()
+        for values, runs in by_key.items():
+            name = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True) if v is not None)
+            out[name or ("all runs" if len(by_key) == 1 else "(no overrides)")] = runs
+        return out
+
+    def image(self, fig, name: str, alt: str) -> None:
+        plots.save(fig, self.files / name)
+        self.md.append(f"![{alt}]({FILES}/{name})\n")
+
+    # ------------------------------------------------------------------ sections
+    def table(self) -> None:
+        spikes = {r.path: r.json_file("loss_spikes.json") for r in self.runs}
+        has_spikes = any(spikes.values())
+        override_cols = self.keys if self.keys else []
+        head = ["run", *override_cols, "test acc", "test loss", "best val acc", "epochs", "wall time",
+                "params", *(["loss spikes"] if has_spikes else []), "status"]
+        self.md += ["## Runs\n", "| " + " | ".join(map(_cell, head)) + " |",
+                    "|" + "---|" * len(head)]
+        for run in self.runs:
+            r = run.results
+            status = run.status if run.completed else f"**{run.status}**: {r.get('error', '')[:160]}"
+            wall = r.get("wall_s")
+            params = r.get("params")
+            row = [self.rel(run), *[run.overrides.get(k, "—") for k in override_cols],
+                   _pct(r.get("test_acc")), _num(r.get("test_loss")), _pct(r.get("best_val_acc")),
+                   str(r.get("epochs", "—")), f"{wall:.1f} s" if isinstance(wall, (int, float)) else "—",
+                   f"{params:,}" if isinstance(params, int) else "—"]
+            if has_spikes:
+                s = spikes[run.path]
+                row.append(str(s["count"]) if s else "—")
+            row.append(status)
+            self.md.append("| " + " | ".join(_cell(c) for c in row) + " |")
+        if not self.keys and len(self.runs) == 1 and self.runs[0].overrides:
+            self.md.append("\nOverrides: `" + " ".join(f"{k}={v}" for k, v in
+                                                          self.runs[0].overrides.items()) + "`")
+        failed = [r for r in self.runs if not r.completed]
+        self.md.append(f"\n{len(self.runs)} runs, {len(self.runs) - len(failed)} completed"
+                       + (f", {len(failed)} not completed." if failed else ".") + "\n")
+
+    def seeds(self) -> None:
+        groups = self.groups()
+        if not any(len(g) > 1 for g in groups.values()):
+            return
+        self.md += ["## Mean and spread over seeds\n",
+                    "mean ± standard deviation (min–max) over the completed runs of each configuration.\n",
+                    "| configuration | runs | test acc | test loss | best val acc |", "|---|---|---|---|---|"]
+        for name, runs in groups.items():
+            done = [r.results for r in runs if r.completed]
+            vals = {k: [d[k] for d in done if isinstance(d.get(k), (int, float))]
+                    for k in ("test_acc", "test_loss", "best_val_acc")}
+            self.md.append(f"| {_cell(name)} | {len(done)}/{len(runs)} | {_mean_sd(vals['test_acc'], True)} | "
+                           f"{_mean_sd(vals['test_loss'], False)} | {_mean_sd(vals['best_val_acc'], True)} |")
+        self.md.append("")
+
+    def curves(self) -> None:
+        done = [r for r in self.runs if r.completed or r.scalars()]
+        sections = [("train/loss", "training loss", "Training loss per epoch", "train_loss.png"),
+                    ("val/acc", "validation accuracy", "Validation accuracy per epoch", "val_acc.png")]
+        wrote = False
+        for tag, ylabel, title, name in sections:
+            series = [(self.label(r), *r.epoch_series(tag)) for r in done]
+            series = [s for s in series if s[1]]
+            if not series:
+                continue
+            if not wrote:
+                self.md.append("## Curves\n")
+                wrote = True
+            self.image(plots.curves_figure(series, ylabel, title), name, title)
+        steps = [(self.label(r), [s for s, _ in r.scalars().get("train/loss_every_step", [])],
+                  [v for _, v in r.scalars().get("train/loss_every_step", [])]) for r in done]
+        steps = [s for s in steps if s[1]]
+        if steps:
+            self.image(plots.curves_figure(steps, "training loss", "Training loss per step",
+                                           xlabel="step"), "train_loss_steps.png", "Training loss per step")
+
+    def bars(self) -> None:
+        groups = self.groups()
+        labels, means, sds = [], [], []
+        for name, runs in groups.items():
+            accs = [r.results["test_acc"] for r in runs
+                    if r.completed and isinstance(r.results.get("test_acc"), (int, float))]
+            if accs:
+                labels.append(name)
+                means.append(statistics.fmean(accs))
+                sds.append(statistics.stdev(accs) if len(accs) > 1 else 0.0)
+        if len(labels) < 1 or (len(labels) == 1 and len(self.runs) == 1):
+            return
+        self.md.append("## Test accuracy per configuration\n")
+        title = "Test accuracy" + (" (mean ± sd over seeds)" if any(sds) else "")
+        self.image(plots.bar_figure(labels, means, sds, "test accuracy", title), "test_acc.png", title)
+
+    def filters(self) -> None:
+        shown = 0
+        for i, run in enumerate(self.runs):
+            if shown >= MAX_IMAGES:
+                self.md.append(f"\n(first-layer filters of the other runs left out: more than {MAX_IMAGES})\n")
+                break
+            found = first_conv_weight(run)
+            if found is None:
+                continue
+            if shown == 0:
+                self.md.append("## First-layer filters\n")
+            name, weight = found
+            title = f"{self.label(run)}: {name.removeprefix('net.')} {tuple(weight.shape)}"
+            self.md.append(f"**{_cell(self.label(run))}**\n")
+            self.image(plots.filters_figure(weight.numpy(), title), f"filters_{i:03d}.png", title)
+            shown += 1
+
+    def signal(self) -> None:
+        recorded = [(self.label(r), s) for r in self.runs
+                    if (s := r.json_file("signal_propagation.json")) and s.get("records")]
+        if not recorded:
+            return
+        self.md += ["## Signal propagation\n",
+                    "Variance of each layer's pre-activations (output of every Linear / Conv layer) on a "
+                    "fixed batch. Constant across depth under He initialisation; shrinking layer by "
+                    "layer under N(0, 0.01²).\n"]
+        self.image(plots.signal_comparison_figure(recorded), "signal_init.png",
+                   "Pre-activation variance at initialisation")
+        for i, (label, s) in enumerate(recorded[:MAX_IMAGES]):
+            records = [s["records"][0], s["records"][-1]] if len(s["records"]) > 1 else s["records"]
+            self.image(plots.signal_figure({"layers": s["layers"], "records": records},
+                                           title=f"{label}"), f"signal_{i:03d}.png", f"Signal: {label}")
+
+    def spikes(self) -> None:
+        recorded = [(r, s) for r in self.runs if (s := r.json_file("loss_spikes.json"))]
+        if not recorded or not any(s["count"] for _, s in recorded):
+            return
+        self.md += ["## Loss spikes\n", "| run | spikes | spike steps (first 10) | rule |", "|---|---|---|---|"]
+        for run, s in recorded:
+            steps = ", ".join(str(x["step"]) for x in s["spikes"][:10]) or "—"
+            rule = f"loss > {s['factor']} × median of previous {s['window']} steps"
+            self.md.append(f"| {_cell(self.label(run))} | {s['count']} | {steps} | {rule} |")
+        self.md.append("")
+
+    def search(self) -> None:
+        import yaml
+
+        found = sorted(self.root.rglob("optimization_results.yaml"))
+        for path in found:
+            data = yaml.safe_load(path.read_text())
+            if not isinstance(data, dict) or "best_params" not in data:
+                continue
+            self.md += ["## Hyperparameter search (Optuna)\n",
+                        f"Best validation value **{data.get('best_value')}** with "
+                        + ", ".join(f"`{k}={v}`" for k, v in data["best_params"].items())
+                        + f" (from `{path.relative_to(self.root)}`).\n"]
+
+    # ------------------------------------------------------------------ output
+    def write(self) -> Path:
+        self.md = [f"# {self.title}\n", f"Source: `{self.root}` ({len(self.runs)} runs)\n"]
+        for section in (self.table, self.seeds, self.search, self.curves, self.bars, self.spikes,
+                        self.signal, self.filters):
+            section()
+        text = "\n".join(self.md) + "\n"
+        self.out.mkdir(parents=True, exist_ok=True)
+        md_path = self.out / "report.md"
+        md_path.write_text(text)
+        (self.out / "report.html").write_text(to_html(text, self.title))
+        return md_path
+
+
+def to_html(markdown_text: str, title: str) -> str:
+    """The Markdown as a standalone HTML page (tables rendered)."""
+    try:
+        import markdown
+
+        body = markdown.markdown(markdown_text, extensions=["tables"])
+    except ImportError:  # the markdown package comes with tensorboard; keep a readable fallback
+        body = f"<pre>{html.escape(markdown_text)}</pre>"
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;font-size:90%}td,th{border:1px solid #ccc;padding:3px 6px}"
+             "img{max-width:100%}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head><body>{body}</body></html>\n")
+
+
+def build_report(path: str | Path, out_dir: str | Path | None = None, title: str | None = None) -> Path:
+    """Write report.md, report.html and report_files/*.png for the runs under ``path``."""
+    return Report(Path(path), Path(out_dir) if out_dir else None, title).write()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point of ``dlhw-report``."""
+    parser = argparse.ArgumentParser(
+        prog="dlhw-report",
+        description="Tables and plots (Markdown + HTML + PNG) for a run directory, a sweep directory "
+                    "or a folder of them.")
+    parser.add_argument("path", help="run directory, sweep directory or a folder of them")
+    parser.add_argument("--out", help="where to write report.md (default: PATH)")
+    parser.add_argument("--title", help="report title")
+    args = parser.parse_args(argv)
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
+    try:
+        path = build_report(args.path, args.out, args.title)
+    except UserError as exc:
+        print(f"dlhw: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"Report: {path}\nHTML:   {path.with_suffix('.html')}")
+
+
+if __name__ == "__main__":
+    main()
