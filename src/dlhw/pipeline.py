@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from dlhw.lit.guards import RunGuard
 from dlhw.lit.module import Classifier
+from dlhw.speed import apply_speed_options
+from dlhw.threads import available_cores  # noqa: F401  (re-exported: evaluate.py uses it)
+from dlhw.validate import check_data
 
 
 @dataclass
@@ -21,14 +24,6 @@ class Pipeline:
     module: Classifier
     trainer: pl.Trainer
     callbacks: list[pl.Callback]
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity), not the machine's total."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def instantiate_dict(section: DictConfig | None) -> list:
@@ -52,7 +47,9 @@ def build(cfg: DictConfig) -> Pipeline:
     """Data -> model -> module -> trainer, all from ``_target_`` entries of the config."""
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
+    check_data(cfg, datamodule)
     loss, net = build_model(cfg, datamodule)
+    apply_speed_options(net, cfg.get("channels_last", False), cfg.get("compile", False))
     module_cfg = cfg.get("module") or {}
     module = Classifier(
         net,
@@ -68,5 +65,8 @@ def build(cfg: DictConfig) -> Pipeline:
             if isinstance(cb, pl.callbacks.ModelCheckpoint):
                 cb.monitor = None
     loggers = instantiate_dict(cfg.get("logger"))
+    if not loggers:  # LearningRateMonitor refuses a trainer without a logger
+        callbacks = [cb for cb in callbacks if not isinstance(cb, pl.callbacks.LearningRateMonitor)]
+    callbacks.append(RunGuard(check_every=cfg.get("nan_check_every")))  # always: signals, NaN, RNG
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return Pipeline(datamodule, net, module, trainer, callbacks)

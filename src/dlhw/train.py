@@ -7,18 +7,26 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from dlhw.errors import UserError
-from dlhw.results import write_results
+from dlhw.results import read_results, write_results
+
+if TYPE_CHECKING:
+    from dlhw.lit.guards import RunStopped
 
 log = logging.getLogger("dlhw")
 CONFIG_PATH = "pkg://dlhw.conf"
 
 if not OmegaConf.has_resolver("dlhw_pid"):
     OmegaConf.register_new_resolver("dlhw_pid", lambda: str(os.getpid()))
+if not OmegaConf.has_resolver("dlhw_gpus"):  # GPUs (or tasks) per job in the submitit launchers
+    from dlhw.sweep import gpus_per_job
+
+    OmegaConf.register_new_resolver("dlhw_gpus", gpus_per_job)
 
 
 def run_dir_of(cfg: DictConfig) -> Path:
@@ -48,22 +56,43 @@ def quiet_libraries() -> None:
 def run(cfg: DictConfig) -> float | None:
     """Train and test one configuration; return the metric a sweeper optimises."""
     import pytorch_lightning as pl
-    import torch
 
     from dlhw.config_tree import print_config
-    from dlhw.pipeline import available_cores, build
+    from dlhw.lit.guards import RunGuard
+    from dlhw.pipeline import build
+    from dlhw.resume import check_checkpoint, plan_resume
+    from dlhw.sweep import ddp_for_sweeps
+    from dlhw.threads import configure_threads
+    from dlhw.validate import check_output_dir, validate
 
     quiet_libraries()
+    validate(cfg)  # before any data is loaded or model built
+    ddp_for_sweeps(cfg, is_multirun())
     run_dir = run_dir_of(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(cfg.get("threads") or available_cores())
+    check_output_dir(run_dir)
+    plan = plan_resume(cfg, run_dir, overrides_of(cfg), is_multirun())
+    if plan.skip:
+        log.info("%s already completed (status in results.json): skipped.", run_dir)
+        return metric_of(plan.previous, cfg)
+    configure_threads(cfg.get("threads"))  # every owned core, split among parallel sweep jobs
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     print_config(cfg, run_dir / "config.yaml")
 
     started = time.time()
     p = build(cfg)
     log.info(p.datamodule.describe())
-    p.trainer.fit(p.module, datamodule=p.datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if plan.ckpt_path:
+        check_checkpoint(plan.ckpt_path, p.module)
+        log.info("Resuming from %s", plan.ckpt_path)
+    guard = next(c for c in p.callbacks if isinstance(c, RunGuard))
+    try:
+        with guard.signals():
+            p.trainer.fit(p.module, datamodule=p.datamodule, ckpt_path=plan.ckpt_path)
+    except BaseException:
+        if guard.stopped is None:
+            raise
+        _record_stop(guard.stopped, p, cfg, run_dir, started)
+        raise guard.stopped from None
     fit_metrics = {k: v.item() for k, v in p.trainer.callback_metrics.items()}
     ckpt_cb = p.trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.monitor else ""
@@ -90,6 +119,7 @@ def run(cfg: DictConfig) -> float | None:
         "experiment": cfg.get("experiment_name"),
         "overrides": overrides_of(cfg),
         "best_ckpt": best or None,
+        "resumed_from": plan.ckpt_path,
         "run_dir": str(run_dir),
     }
     if p.trainer.global_rank == 0:
@@ -97,6 +127,68 @@ def run(cfg: DictConfig) -> float | None:
         _print_summary(results, run_dir)
     metric = cfg.get("optimized_metric", "val/acc")
     return results["best_val_acc"] if metric == "val/acc" else fit_metrics.get(metric)
+
+
+def is_multirun() -> bool:
+    """True inside a Hydra multirun job (a sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def metric_of(results: dict, cfg: DictConfig) -> float | None:
+    """The optimised metric of a finished run, read back from its results.json."""
+    metric = cfg.get("optimized_metric", "val/acc")
+    key = {"val/acc": "best_val_acc", "val/loss": "final_val_loss", "train/loss": "final_train_loss"}
+    return results.get(key.get(metric, metric))
+
+
+def _record_stop(stop: RunStopped, p, cfg: DictConfig, run_dir: Path, started: float) -> None:
+    """results.json of a run stopped by a signal or a non-finite loss (finished epochs are kept)."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_cb = p.trainer.checkpoint_callback
+    best = getattr(ckpt_cb, "best_model_score", None)
+    stop.info.update(run_dir=str(run_dir), last_ckpt=str(last) if last.is_file() else None)
+    if p.trainer.global_rank == 0:
+        write_results(run_dir, {
+            "status": stop.status, "reason": str(stop), **stop.info,
+            "best_val_acc": best.item() if best is not None else None,
+            "global_steps": p.trainer.global_step, "wall_s": round(time.time() - started, 3),
+            "seed": cfg.seed, "experiment": cfg.get("experiment_name"),
+            "overrides": overrides_of(cfg), "resume": f"dlhw-train resume={run_dir}",
+        })
+
+
+def _stop_message(stop: RunStopped) -> str:
+    from dlhw.lit.guards import RunInterrupted
+
+    info = stop.info
+    if isinstance(stop, RunInterrupted):
+        saved = info.get("last_ckpt") or "none yet (interrupted in the first epoch)"
+        return (f"run {stop} at epoch {info.get('epoch')}, step {info.get('global_step')}; "
+                f"{info.get('epochs_completed')} finished epoch(s) kept (last checkpoint: {saved}). "
+                f"Continue it with: dlhw-train resume={info.get('run_dir')}")
+    return (f"run diverged: {stop}; stopped instead of training on NaNs (results.json status "
+            "diverged). Lower optimizer.lr, clip gradients (trainer.gradient_clip_val=1.0) "
+            "or check the inputs.")
+
+
+def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
+    """results.json status failed, unless the directory holds a completed run (never lose it)."""
+    run_dir = run_dir_of(cfg)
+    previous = read_results(run_dir) or {}
+    if previous.get("status") == "completed":
+        log.error("%s keeps its completed results.json; this attempt failed: %s", run_dir, exc)
+        return
+    try:
+        write_results(run_dir, {
+            "status": "failed", "error": f"{type(exc).__name__}: {exc}", "seed": cfg.get("seed"),
+            "overrides": overrides_of(cfg), "run_dir": str(run_dir),
+            **({"previous_status": previous["status"]} if previous.get("status") else {}),
+        })
+    except OSError:  # the directory itself is the problem (already reported)
+        pass
 
 
 def _mean(values: list[float]) -> float | None:
@@ -127,25 +219,39 @@ def find_user_error(exc: BaseException) -> BaseException | None:
 
 
 def run_safely(cfg: DictConfig) -> float | None:
-    """Run; a user error becomes one message, status "failed" in results.json and exit status 2."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    """Run; errors become one message and an exit status, and never stop the other jobs of a sweep.
 
+    A user error: "dlhw: error: ..." on stderr, status failed, exit 2. An interrupt: status
+    interrupted, exit 128 + signal (a sweep stops there too). A divergence: status diverged, exit
+    3. In a sweep every failure (bugs included) is recorded and the sweep goes on (the job
+    returns nan). HYDRA_FULL_ERROR=1 shows the traceback instead.
+    """
+    from dlhw.lit.guards import RunInterrupted, RunStopped, exit_code_of
+
+    multirun = is_multirun()
     try:
         return run(cfg)
+    except RunStopped as stop:
+        message = _stop_message(stop)
+        log.error("dlhw: %s", message)
+        if multirun and not isinstance(stop, RunInterrupted):
+            return float("nan")
+        print(f"dlhw: {message}", file=sys.stderr)
+        raise SystemExit(exit_code_of(stop)) from None
     except Exception as exc:
         user_error = find_user_error(exc)
-        write_results(
-            run_dir_of(cfg),
-            {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "seed": cfg.get("seed"),
-             "overrides": overrides_of(cfg), "run_dir": str(run_dir_of(cfg))},
-        )
-        if user_error is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+        _record_failure(cfg, exc)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-        log.error("dlhw: %s", user_error)
         if multirun:  # one bad job must not stop the sweep
+            if user_error is None:
+                log.exception("dlhw: job failed (the sweep goes on): %s", exc)
+            else:
+                log.error("dlhw: %s", user_error)
             return float("nan")
+        if user_error is None:
+            raise
+        log.error("dlhw: %s", user_error)
         print(f"dlhw: error: {user_error}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -156,7 +262,17 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """Console entry point of ``dlhw-train``."""
+    """Console entry point of ``dlhw-train`` (``resume=RUN_DIR`` becomes that run's own command)."""
+    from dlhw.threads import prefer_passive_wait
+
+    prefer_passive_wait()  # before torch loads: waiting OpenMP threads sleep instead of spinning
+    from dlhw.resume import resume_argv
+
+    try:
+        sys.argv[1:] = resume_argv(sys.argv[1:])
+    except UserError as exc:
+        print(f"dlhw: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     _hydra_main()
 
 

@@ -1,0 +1,33 @@
+"""Fault injection for the robustness tests: signals at a chosen batch, a loss that turns NaN."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytorch_lightning as pl
+import torch
+
+
+class SignalAt(pl.Callback):
+    """Sends ``signum`` to this process at the start of batch ``batch`` of epoch ``epoch``."""
+
+    def __init__(self, epoch: int = 1, batch: int = 0, signum: int = int(signal.SIGINT)):
+        self.epoch, self.batch, self.signum = epoch, batch, signum
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            os.kill(os.getpid(), self.signum)
+
+
+class NaNLossAt(pl.Callback):
+    """Poisons the weights after optimizer step ``step`` so the next loss is NaN."""
+
+    def __init__(self, step: int = 3):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                for p in pl_module.parameters():
+                    p.fill_(float("nan"))
