@@ -10,12 +10,51 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import torch
+import torch.nn.functional as F
 
-from dlhw.data.augment import Augment
+from dlhw.data.augment import Augment, random_affine
+
+
+def crop_flip(
+    x: torch.Tensor, padding: int, flip: bool, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Random crop after zero padding and random horizontal flip of a batch, in one copy.
+
+    Draws the same random numbers in the same order as ``Augment`` (crop offsets dy, dx, then the
+    flips) and gives the same images, but works on any dtype, uint8 included, with a single
+    ``index_select`` of image rows: row (i, c, r) of the output is the ``w`` values that start at
+    offset ((i*C + c)*Hp + dy_i + r)*Wp + dx_i of the padded batch, read backwards for flipped
+    images from a reversed copy. About 8x faster than per-pixel gathers on a CPU, and device-agnostic.
+    """
+    n, c, h, w = x.shape
+    dev = x.device
+    hp, wp = h + 2 * padding, w + 2 * padding
+    if padding > 0:
+        dy = torch.randint(0, 2 * padding + 1, (n,), device=dev, generator=generator)
+        dx = torch.randint(0, 2 * padding + 1, (n,), device=dev, generator=generator)
+        flat = F.pad(x, (padding,) * 4).reshape(-1)
+    else:
+        dy = dx = torch.zeros(n, dtype=torch.long, device=dev)
+        flat = x.reshape(-1)
+    image = torch.arange(n, device=dev) * (c * hp * wp) + dy * wp + dx
+    rows = torch.arange(c, device=dev)[:, None] * (hp * wp) + torch.arange(h, device=dev) * wp
+    starts = image[:, None] + rows.reshape(1, -1)  # (n, c*h)
+    if flip:
+        flipped = torch.rand(n, device=dev, generator=generator) < 0.5
+        size = flat.numel()
+        # In cat([flat, reversed]), the w values from 2*size - start - w are row `start` backwards.
+        starts = torch.where(flipped[:, None], 2 * size - starts - w, starts)
+        flat = torch.cat([flat, flat.flip(0)])
+    return flat.unfold(0, w, 1).index_select(0, starts.reshape(-1)).view(n, c, h, w)
 
 
 class BatchTransform:
-    """uint8 (or float) batch -> float batch: scale to [0, 1], augment (train only), normalise."""
+    """uint8 (or float) batch -> float batch: augment (train only), scale to [0, 1], normalise.
+
+    Crop and flip move pixels and pad with zeros, so they run on the compact uint8 batch before
+    the conversion (4x less memory traffic); scaling and normalising are one multiply-add with
+    precomputed per-channel factors. Rotation/scaling resample, so they run on floats in [0, 1].
+    """
 
     def __init__(
         self,
@@ -30,28 +69,40 @@ class BatchTransform:
         self.std = std
         self.augment = augment if augment is not None and augment.active else None
         self.binarize = binarize
-        self._stats: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._factors: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def _mean_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if x.device not in self._stats:
+    def _mul_add(self, x: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel a, b with (x / scale - mean) / std == x * a + b (cached per device and dim)."""
+        key = (x.device, x.dim(), scale)
+        if key not in self._factors:
             shape = (1, -1) + (1,) * (x.dim() - 2)
-            mean = torch.tensor(self.mean, device=x.device).view(shape)
-            std = torch.tensor(self.std, device=x.device).view(shape)
-            self._stats[x.device] = (mean, std)
-        return self._stats[x.device]
+            mean = torch.tensor(self.mean, dtype=torch.float64).view(shape)
+            std = torch.tensor(self.std, dtype=torch.float64).view(shape)
+            a, b = 1.0 / (scale * std), -mean / std
+            self._factors[key] = (a.float().to(x.device), b.float().to(x.device))
+        return self._factors[key]
+
+    def _normalise(self, x: torch.Tensor, scale: float) -> torch.Tensor:
+        """x (float, fresh) scaled by 1/scale and normalised, in place."""
+        if self.mean is not None:
+            a, b = self._mul_add(x, scale)
+            return x.mul_(a).add_(b)
+        return x.mul_(1.0 / scale) if scale != 1.0 else x
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, train: bool = False):
-        x = x.float()
-        if self.scale != 1.0:
-            x = x * (1.0 / self.scale)
+        aug = self.augment if train and not self.binarize else None
+        fresh = False  # may x be changed in place (not a view of the stored data)?
+        if aug is not None and (aug.crop_padding > 0 or aug.hflip):
+            x, fresh = crop_flip(x, aug.crop_padding, aug.hflip, generator), True
         if self.binarize:
-            return (x > 0.5).float()
-        if train and self.augment is not None:
-            x = self.augment(x, generator)
-        if self.mean is not None:
-            mean, std = self._mean_std(x)
-            x = (x - mean) / std
-        return x
+            return (x.float() * (1.0 / self.scale) > 0.5).float()
+        if self.mean is None and self.scale == 1.0 and aug is None:
+            return x.float()  # nothing to compute: no copy of float data
+        x = x.to(torch.float32, copy=not fresh)
+        if aug is not None and (aug.rotation > 0 or aug.scale > 0):
+            x = random_affine(x.mul_(1.0 / self.scale), aug.rotation, aug.scale, generator)
+            return self._normalise(x, 1.0)
+        return self._normalise(x, self.scale)
 
 
 class TensorLoader:
@@ -108,9 +159,16 @@ class TensorLoader:
         if self.train and self.transform.augment is not None:
             gen = torch.Generator(device=self.x.device)
             gen.manual_seed(self.seed * 1_000_003 + epoch + 7919)
+        if not self.train and self.world_size == 1:  # in order: batches are views, no gather
+            for start in range(0, self.x.shape[0], self.batch_size):
+                end = start + self.batch_size
+                yield self.transform(self.x[start:end], None, False), self.y[start:end]
+            return
         for start in range(0, idx.numel(), self.batch_size):
             batch = idx[start : start + self.batch_size]
-            yield self.transform(self.x[batch], gen, self.train), self.y[batch]
+            # index_select copies whole samples (memcpy); x[batch] is ~10x slower on a CPU
+            x, y = self.x.index_select(0, batch), self.y.index_select(0, batch)
+            yield self.transform(x, gen, self.train), y
 
 
 class TransformedTensorDataset(torch.utils.data.Dataset):
