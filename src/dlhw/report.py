@@ -91,7 +91,7 @@ class Report:
     # ------------------------------------------------------------------ sections
     def table(self) -> None:
         spikes = {r.path: r.json_file("loss_spikes.json") for r in self.runs}
-        has_spikes = any(spikes.values())
+        has_spikes = any(s and s.get("count") for s in spikes.values())
         override_cols = self.keys if self.keys else []
         head = ["run", *override_cols, "test acc", "test loss", "best val acc", "epochs", "wall time",
                 "params", *(["loss spikes"] if has_spikes else []), "status"]
@@ -205,7 +205,12 @@ class Report:
 
     def spikes(self) -> None:
         recorded = [(r, s) for r in self.runs if (s := r.json_file("loss_spikes.json"))]
-        if not recorded or not any(s["count"] for _, s in recorded):
+        if not recorded:
+            return
+        if not any(s["count"] for _, s in recorded):
+            s = recorded[0][1]
+            self.md.append(f"No loss spikes in any run (loss > {s['factor']} × median of the previous "
+                           f"{s['window']} steps).\n")
             return
         self.md += ["## Loss spikes\n", "| run | spikes | spike steps (first 10) | rule |", "|---|---|---|---|"]
         for run, s in recorded:
