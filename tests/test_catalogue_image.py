@@ -388,3 +388,25 @@ def test_image_folder_split_folder_names(tmp_path: Path) -> None:
     assert dm.splits.test_x.shape[0] == 4
     with pytest.raises(DataNotFoundError, match="data.train_dir / data.test_dir"):
         ImageFolderData(root=str(root), size=24, cache=False).setup()
+
+
+# ----------------------------------------------------------------------------- input scaling
+def test_normalize_standard_mean_and_none(cifar_root: Path) -> None:
+    from dlhw.data import CIFAR10Data
+    from dlhw.data.cifar10 import CIFAR10_MEAN
+    from dlhw.errors import UserError
+
+    stats = {}
+    for mode in ("standard", "mean", "none"):
+        dm = CIFAR10Data(root=str(cifar_root), normalize=mode)
+        dm.setup()
+        x = dm.transform(dm.splits.train_x[:50])
+        raw = dm.splits.train_x[:50].float()
+        stats[mode] = x
+    assert torch.allclose(stats["none"], raw / 255)
+    mean = torch.tensor(CIFAR10_MEAN)
+    # "mean": pixel units with the (CIFAR-10) channel mean removed, no division by std
+    assert torch.allclose(stats["mean"], raw - 255 * mean.view(1, 3, 1, 1), atol=1e-3)
+    assert stats["standard"].std() < 10 < stats["mean"].std()
+    with pytest.raises(UserError, match="data.normalize"):
+        CIFAR10Data(root=str(cifar_root), normalize="pixel")

@@ -36,7 +36,7 @@ STUDIES = {  # name -> (data kind, number of jobs)
     "binary_classifiers": ("pickle", 10),
     "mnist_classifiers": ("mnist", 9),
     "lenet_cifar10_regularization": ("cifar", 4),
-    "lenet_cifar10_init": ("cifar", 2),
+    "lenet_cifar10_init": ("cifar", 4),
     "lenet_cifar10_bn": ("cifar", 2),
     "lenet_cifar10_extras": ("cifar", 4),
     "lenet_cifar10_width": ("cifar", 4),
@@ -109,6 +109,7 @@ def test_presets_carry_the_catalogue_settings() -> None:
     assert lenet.init.scheme == "gaussian" and lenet.init.std == 0.01
     assert lenet.scheduler._target_.endswith("StepLR") and lenet.scheduler.gamma == 0.1
     assert lenet.trainer.max_epochs >= 5 and lenet.data._target_ == "dlhw.data.CIFAR10Data"
+    assert lenet.data.normalize == "mean"  # the pixel scale the catalogue's recipe needs
     jpeg = compose_with_hydra(["experiment=lenet_cifar10", "data=cifar10_jpeg"])
     assert jpeg.data._target_ == "dlhw.data.CIFAR10JpegData" and jpeg.data.batch_size == lenet.data.batch_size
     for name in ("vgg11_cifar10", "vgg11_small_cifar10"):
@@ -118,7 +119,7 @@ def test_presets_carry_the_catalogue_settings() -> None:
     assert compose_with_hydra(["experiment=vgg11_small_cifar10"]).model.plan == "vgg11_small"
     svm = compose_with_hydra(["experiment=svm_binary"])
     assert svm.loss._target_ == "dlhw.losses.BinaryHinge" and list(svm.model.hidden) == []
-    assert (svm.data.n_train, svm.data.n_val) == (500, 250)
+    assert (svm.data.n_train, svm.data.n_val) == (500, 250) and svm.data.standardize
     assert compose_with_hydra(["experiment=softmax_mnist"]).data.val_fraction == 0.1
 
 
@@ -132,7 +133,8 @@ def test_study_jobs_compose_and_the_first_runs(name: str, tiny_data, make_cfg, t
         cfg = compose_with_hydra([f"experiment={name}", *tiny_data[kind], *job])
         # jobs of one study differ in what they sweep, never in data split or seed
         assert cfg.seed == 0 and cfg.data.get("split_seed", 0) == 0
-        seen.add(str({k: cfg[k] for k in ("model", "optimizer", "init", "loss")} | {"aug": cfg.data.get("augment")}))
+        keys = ("model", "optimizer", "init", "loss")
+        seen.add(str({k: cfg[k] for k in keys} | {"aug": cfg.data.augment, "norm": cfg.data.normalize}))
     assert len(seen) == n_jobs  # every job is a different configuration
     run(make_cfg([f"experiment={name}", *tiny_data[kind], *jobs[-1], *TINY]))
     assert read_results(tmp_path / "run")["status"] == "completed"

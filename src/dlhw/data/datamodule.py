@@ -14,6 +14,7 @@ from dlhw.data.loader import BatchTransform, TensorLoader, TransformedTensorData
 from dlhw.errors import UserError
 
 LOADERS = ("tensor", "torch")
+NORMALIZE = ("standard", "mean", "none")
 
 
 def default_data_root() -> str:
@@ -56,6 +57,8 @@ class ClassificationData(pl.LightningDataModule):
         max_train_samples: keep only this many training samples (quick runs), null for all.
         binarize: threshold inputs at 0.5 after scaling to [0, 1] (MNIST rows of CATALOGUE C).
         as_sequence: drop the channel axis of one-channel images: (1, H, W) -> H steps of W.
+        normalize: "standard" ((x - mean) / std per channel), "mean" (subtract the mean only and
+            keep the 0-255 pixel scale, as Caffe's CIFAR-10 examples do) or "none".
     """
 
     def __init__(
@@ -71,6 +74,7 @@ class ClassificationData(pl.LightningDataModule):
         max_train_samples: int | None = None,
         binarize: bool = False,
         as_sequence: bool = False,
+        normalize: str = "standard",
     ):
         super().__init__()
         if loader not in LOADERS:
@@ -86,6 +90,9 @@ class ClassificationData(pl.LightningDataModule):
         self.max_train_samples = max_train_samples
         self.binarize = binarize
         self.as_sequence = as_sequence
+        if normalize not in NORMALIZE:
+            raise UserError(f"data.normalize={normalize!r} is not one of {NORMALIZE}.")
+        self.normalize = normalize
         self.splits: Splits | None = None
         self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -121,6 +128,10 @@ class ClassificationData(pl.LightningDataModule):
         self.train_idx, self.val_idx = perm[n_val:].sort().values, perm[:n_val].sort().values
         if splits.val_x is not None:
             self.val_idx = torch.arange(splits.val_x.shape[0])
+        if self.normalize == "none" or splits.mean is None:
+            splits.mean = splits.std = None
+        elif self.normalize == "mean":  # (x / scale - mean) * scale: pixel units, mean removed
+            splits.std = tuple(1.0 / splits.scale for _ in splits.mean)
         self.splits = splits
         self.transform = BatchTransform(
             splits.scale, splits.mean, splits.std, self.augment, binarize=self.binarize
