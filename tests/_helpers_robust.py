@@ -31,3 +31,24 @@ class NaNLossAt(pl.Callback):
             with torch.no_grad():
                 for p in pl_module.parameters():
                     p.fill_(float("nan"))
+
+
+class RaiseAt(pl.Callback):
+    """A bug in the middle of training: raises RuntimeError at batch ``batch`` of the first epoch."""
+
+    def __init__(self, batch: int = 1):
+        self.batch = batch
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if batch_idx == self.batch:
+            raise RuntimeError("injected bug")
+
+
+class Hostile:
+    """Unpickling this runs ``touch MARKER``: what a malicious data file or checkpoint would do."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))

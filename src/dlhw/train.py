@@ -74,7 +74,7 @@ def run(cfg: DictConfig) -> float | None:
     if plan.skip:
         log.info("%s already completed (status in results.json): skipped.", run_dir)
         return metric_of(plan.previous, cfg)
-    configure_threads(cfg.get("threads"))  # every owned core, split among parallel sweep jobs
+    threads = configure_threads(cfg.get("threads"))  # owned cores, split among parallel jobs
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     print_config(cfg, run_dir / "config.yaml")
 
@@ -87,7 +87,7 @@ def run(cfg: DictConfig) -> float | None:
     guard = next(c for c in p.callbacks if isinstance(c, RunGuard))
     try:
         with guard.signals():
-            p.trainer.fit(p.module, datamodule=p.datamodule, ckpt_path=plan.ckpt_path)
+            p.trainer.fit(p.module, datamodule=p.datamodule, ckpt_path=plan.ckpt_path, weights_only=True)
     except BaseException:
         if guard.stopped is None:
             raise
@@ -115,6 +115,7 @@ def run(cfg: DictConfig) -> float | None:
         "epoch_s": _mean(timer.epoch_times) if timer else None,
         "train_samples_per_s": _mean(timer.samples_per_s) if timer else None,
         "params": sum(t.numel() for t in p.net.parameters()),
+        "threads": threads,
         "seed": cfg.seed,
         "experiment": cfg.get("experiment_name"),
         "overrides": overrides_of(cfg),
@@ -218,6 +219,16 @@ def find_user_error(exc: BaseException) -> BaseException | None:
     return exc if isinstance(exc, InstantiationException) else None
 
 
+def _tell_user(message: str) -> None:
+    """The message once on stderr; the log file (not the console log) gets a copy."""
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and not getattr(handler, "_dlhw_filtered", False):
+            handler.addFilter(lambda record: not getattr(record, "file_only", False))
+            handler._dlhw_filtered = True
+    log.error(message, extra={"file_only": True})
+    print(message, file=sys.stderr)
+
+
 def run_safely(cfg: DictConfig) -> float | None:
     """Run; errors become one message and an exit status, and never stop the other jobs of a sweep.
 
@@ -233,10 +244,10 @@ def run_safely(cfg: DictConfig) -> float | None:
         return run(cfg)
     except RunStopped as stop:
         message = _stop_message(stop)
-        log.error("dlhw: %s", message)
         if multirun and not isinstance(stop, RunInterrupted):
+            log.error("dlhw: %s", message)
             return float("nan")
-        print(f"dlhw: {message}", file=sys.stderr)
+        _tell_user(f"dlhw: {message}")
         raise SystemExit(exit_code_of(stop)) from None
     except Exception as exc:
         user_error = find_user_error(exc)
@@ -251,8 +262,7 @@ def run_safely(cfg: DictConfig) -> float | None:
             return float("nan")
         if user_error is None:
             raise
-        log.error("dlhw: %s", user_error)
-        print(f"dlhw: error: {user_error}", file=sys.stderr)
+        _tell_user(f"dlhw: error: {user_error}")
         raise SystemExit(2) from None
 
 

@@ -68,6 +68,9 @@ class _MNISTLike(ClassificationData):
             train = self.dataset_cls(str(self.root), train=True, download=download)
             test = self.dataset_cls(str(self.root), train=False, download=download)
         except (RuntimeError, OSError) as exc:
+            for name in _RAW_FILES:  # present but damaged: name the file, not "missing"
+                if (self.raw_dir / name).is_file():
+                    read_idx(self.raw_dir / name)
             raise self._missing(exc) from exc
         return train.data, train.targets, test.data, test.targets, list(train.classes)
 

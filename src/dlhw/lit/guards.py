@@ -182,7 +182,7 @@ class RunGuard(pl.Callback):
             )
         if isinstance(self.stopped, RunInterrupted) and self._batches_this_epoch > 0:
             path = self._ckpt_dir(trainer) / "interrupted.ckpt"
-            trainer.save_checkpoint(path)
+            trainer.save_checkpoint(path, weights_only=False)
             self.stopped.info["interrupted_ckpt"] = str(path)
 
     def _ckpt_dir(self, trainer: pl.Trainer) -> Path:

@@ -1,0 +1,110 @@
+"""Config validation: bad values are refused before anything is loaded, with one clear message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlhw.train import run_safely
+from dlhw.validate import config_problems
+
+
+def fails_with(make_cfg, tmp_path: Path, capsys, overrides: list[str]) -> str:
+    """Run the overrides; assert exit status 2, nothing built; return the stderr message."""
+    with pytest.raises(SystemExit) as info:
+        run_safely(make_cfg(overrides))
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dlhw: error: ") and "Traceback" not in err
+    out = tmp_path / "run"
+    assert not (out / "config.yaml").exists() and not (out / "checkpoints").exists()  # nothing ran
+    return err
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not allowed: must be a number > 0"),
+        ("optimizer.lr=fast", "optimizer.lr='fast' is not allowed: must be a number > 0"),
+        ("optimizer.lr=0", "optimizer.lr=0 is not allowed: must be a number > 0"),
+        ("model.dropout=1.0", "model.dropout=1.0 is not allowed: must be a number in [0, 1)"),
+        ("data.val_fraction=1.5", "data.val_fraction=1.5 is not allowed: must be a number in [0, 1)"),
+        ("data.batch_size=0", "data.batch_size=0 is not allowed: must be an integer >= 1"),
+        ("data.batch_size=12.5", "data.batch_size=12.5 is not allowed: must be an integer >= 1"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed: must be an integer >= 1 or one of -1"),
+        ("data.loader=gpu", "data.loader='gpu' is not allowed: must be one of tensor, torch"),
+        ("model.impl=numpy", "model.impl='numpy' is not allowed: must be one of torch, scratch"),
+        ("trainer.precision=8-mixed", "trainer.precision='8-mixed' is not allowed: must be one of 64, 32"),
+        ("trainer.strategy=ddpp", "trainer.strategy='ddpp' is not allowed: must be one of auto, ddp"),
+        ("threads=0", "threads=0 is not allowed: must be null or an integer >= 1"),
+        ("optimizer=sgd optimizer.momentum=1.2", "optimizer.momentum=1.2 is not allowed: must be a number in [0, 1)"),
+        ("init.scheme=he", "init.scheme='he' is not allowed: must be one of default, gaussian"),
+        ("module.scheduler_interval=batch", "module.scheduler_interval='batch' is not allowed: must be one of epoch, step"),
+        ("data.augment.hflip=sometimes", "data.augment.hflip='sometimes' is not allowed: must be true or false"),
+        ("loss.label_smoothing=-0.1", "loss.label_smoothing=-0.1 is not allowed"),
+        ("optimizer.betas=[0.9,1.5]", "optimizer.betas=[0.9, 1.5] is not allowed: must be a list of 2 values"),
+    ],
+)
+def test_bad_value_is_named_with_what_is_allowed(make_cfg, tmp_path, capsys, override, expected) -> None:
+    err = fails_with(make_cfg, tmp_path, capsys, override.split())
+    assert expected in err
+
+
+def test_every_problem_is_listed_in_one_message(make_cfg, tmp_path, capsys) -> None:
+    err = fails_with(make_cfg, tmp_path, capsys, ["optimizer.lr=-1", "model.dropout=2", "data.batch_size=0"])
+    assert err.count("dlhw: error:") == 1
+    assert all(k in err for k in ("optimizer.lr=-1", "model.dropout=2", "data.batch_size=0"))
+
+
+def test_batch_larger_than_training_split_static_and_after_loading(make_cfg, tmp_path, capsys) -> None:
+    err = fails_with(make_cfg, tmp_path, capsys, ["data.max_train_samples=100", "data.batch_size=128"])
+    assert "data.batch_size=128 is larger than the training split (90 samples" in err
+    with pytest.raises(SystemExit) as info:  # digits: 1438 train - 10% val = 1294 samples, known after loading
+        run_safely(make_cfg(["data.batch_size=5000"], name="loaded"))
+    assert info.value.code == 2
+    assert "data.batch_size=5000 is larger than the training split (1294 samples)" in capsys.readouterr().err
+
+
+def test_min_epochs_above_max_epochs_and_gpu_without_gpu(make_cfg) -> None:
+    problems = config_problems(make_cfg(["trainer.min_epochs=5", "trainer.max_epochs=2"]))
+    assert problems == ["trainer.min_epochs=5 is larger than trainer.max_epochs=2: lower min_epochs."]
+    import torch
+
+    if not torch.cuda.is_available():
+        problems = config_problems(make_cfg(["trainer=gpu"]))
+        assert any("no usable CUDA GPU: use trainer=cpu" in p for p in problems)
+
+
+def test_shipped_configs_pass_validation(make_cfg) -> None:
+    """No false alarms: every experiment, and every option of the numeric groups, validates."""
+    from omegaconf import OmegaConf
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    checked = 0
+    for group in ("model", "optimizer", "scheduler", "loss", "init", "trainer"):
+        for f in sorted((conf / group).glob("*.yaml")):
+            section = OmegaConf.load(f)
+            section.pop("defaults", None)
+            problems = [p for p in config_problems(OmegaConf.create({group: section})) if "CUDA" not in p]
+            assert problems == [], f"{group}={f.stem}: {problems}"
+            checked += 1
+    for f in sorted((conf / "experiment").glob("*.yaml")):
+        problems = config_problems(make_cfg([f"experiment={f.stem}"]))
+        assert [p for p in problems if "CUDA" not in p] == [], f"experiment={f.stem}: {problems}"
+        checked += 1
+    assert checked > 30
+
+
+def test_unknown_key_keeps_hydras_readable_message(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlhw.train", "optimizer.lrr=0.1", f"hydra.run.dir={tmp_path / 'x'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "Could not override 'optimizer.lrr'" in proc.stderr and "Traceback" not in proc.stderr
