@@ -113,7 +113,10 @@ class FeatureMaps(pl.Callback):
         if not self._input_logged:
             x = self._image[0]
             x = x if x.shape[0] == 3 else x[:1]
-            writer.add_image("feature_maps/input", _normalise_each(x[None])[0], step)
+            x = _normalise_each(x[None])
+            if max(x.shape[-2:]) < 96:
+                x = F.interpolate(x, scale_factor=math.ceil(96 / max(x.shape[-2:])), mode="nearest")
+            writer.add_image("feature_maps/input", x[0], step)
             self._input_logged = True
         for name, out in maps.items():
             fmap = out[0, : self.max_channels].float().cpu()[:, None]  # (C, 1, H, W)
