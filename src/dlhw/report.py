@@ -32,6 +32,12 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _objective(v) -> str:
+    if isinstance(v, (int, float)) and 0.0 <= v <= 1.0:
+        return f"{v:.4f} ({v * 100:.2f}%)"
+    return str(v)
+
+
 def _mean_sd(values: list[float], pct: bool) -> str:
     if not values:
         return "—"
@@ -228,7 +234,7 @@ class Report:
             if not isinstance(data, dict) or "best_params" not in data:
                 continue
             self.md += ["## Hyperparameter search (Optuna)\n",
-                        f"Best validation value **{data.get('best_value')}** with "
+                        f"Best objective (validation) **{_objective(data.get('best_value'))}** with "
                         + ", ".join(f"`{k}={v}`" for k, v in data["best_params"].items())
                         + f" (from `{path.relative_to(self.root)}`).\n"]
 
