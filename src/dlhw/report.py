@@ -200,8 +200,9 @@ class Report:
             return
         self.md += ["## Signal propagation\n",
                     "Variance of each layer's pre-activations (output of every Linear / Conv layer) on a "
-                    "fixed batch. Constant across depth under He initialisation; shrinking layer by "
-                    "layer under N(0, 0.01²).\n"]
+                    "fixed validation batch, at initialisation (dashed) and after the last recorded "
+                    "epoch. Theory for ReLU nets: constant across depth under He initialisation, "
+                    "shrinking layer by layer under N(0, 0.01²).\n"]
         self.image(plots.signal_comparison_figure(recorded), "signal_init.png",
                    "Pre-activation variance at initialisation")
         for i, (label, s) in enumerate(recorded[:MAX_IMAGES]):
