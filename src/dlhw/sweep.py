@@ -49,7 +49,6 @@ class DlhwCallback(Callback):
         summary = summarize_sweep(Path(str(config.hydra.sweep.dir)))
         if summary:
             log.info(summary)
-            print(summary)
 
 
 def summarize_sweep(sweep_dir: Path) -> str:
@@ -107,7 +106,7 @@ def ddp_for_sweeps(cfg: DictConfig, multirun: bool) -> None:
     if nodes > 1:
         raise UserError(
             f"trainer.strategy={strategy} with trainer.num_nodes={nodes} in a multirun needs a "
-            "cluster launcher that starts one process per rank: add hydra/launcher=submitit_slurm "
+            "cluster launcher that starts one process per rank: add hydra/launcher=slurm "
             "(tasks_per_node = GPUs per node), or run one job per command without -m."
         )
     log.warning(

@@ -109,8 +109,7 @@ def run(cfg: DictConfig) -> float | None:
         "final_val_acc": fit_metrics.get("val/acc"),
         "final_val_loss": fit_metrics.get("val/loss"),
         "final_train_loss": fit_metrics.get("train/loss"),
-        "epochs": p.trainer.current_epoch,
-        "global_steps": p.trainer.global_step,
+        **_progress(p.trainer, run_dir),
         "wall_s": round(time.time() - started, 3),
         "epoch_s": _mean(timer.epoch_times) if timer else None,
         "train_samples_per_s": _mean(timer.samples_per_s) if timer else None,
@@ -128,6 +127,18 @@ def run(cfg: DictConfig) -> float | None:
         _print_summary(results, run_dir)
     metric = cfg.get("optimized_metric", "val/acc")
     return results["best_val_acc"] if metric == "val/acc" else fit_metrics.get(metric)
+
+
+def _progress(trainer, run_dir: Path) -> dict:
+    """Epochs and steps trained; under ddp_spawn the ranks kept them, so read them from last.ckpt."""
+    epochs, steps = trainer.current_epoch, trainer.global_step
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if steps == 0 and trainer.strategy.launcher is not None and last.is_file():
+        import torch
+
+        ckpt = torch.load(last, map_location="cpu", weights_only=True)
+        epochs, steps = ckpt["epoch"] + 1, ckpt["global_step"]
+    return {"epochs": epochs, "global_steps": steps}
 
 
 def is_multirun() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,6 +196,9 @@ class ClassificationData(pl.LightningDataModule):
                 generator=torch.Generator().manual_seed(self.seed) if train else None,
                 num_workers=self.num_workers,
                 persistent_workers=self.num_workers > 0,
+                # fork explicitly: inside a joblib (loky) job the default start method is loky's
+                # own, which cannot start DataLoader workers
+                multiprocessing_context="fork" if self.num_workers > 0 and sys.platform == "linux" else None,
             )
         trainer = getattr(self, "trainer", None)
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
