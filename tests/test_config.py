@@ -8,23 +8,28 @@ import pytest
 from omegaconf import OmegaConf
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
-SKIP_GROUPS = {"hydra", "paths"}  # framework groups with a single option, composed by every case
+SKIP_GROUPS = {"hydra", "paths"}  # composed by every case; launchers have tests of their own
 
 
 def group_options() -> list[tuple[str, str]]:
+    """(group, option) for every YAML file below conf/ (nested groups such as variant/lenet too)."""
     out = []
-    for group in sorted(p for p in CONF.iterdir() if p.is_dir() and not p.name.startswith("_")):
-        if group.name in SKIP_GROUPS:
-            continue
-        for option in sorted(group.glob("*.yaml")):
-            if not option.stem.startswith("_"):
-                out.append((group.name, option.stem))
+    for option in sorted(CONF.rglob("*.yaml")):
+        group = option.parent.relative_to(CONF).as_posix()
+        if group != "." and group.split("/")[0] not in SKIP_GROUPS and not option.stem.startswith("_"):
+            out.append((group, option.stem))
     return out
+
+
+def root_groups() -> set[str]:
+    defaults = OmegaConf.load(CONF / "train.yaml").defaults
+    return {next(iter(d)) for d in defaults if isinstance(d, dict) or OmegaConf.is_dict(d)}
 
 
 @pytest.mark.parametrize(("group", "option"), group_options())
 def test_every_option_composes(group: str, option: str, make_cfg) -> None:
-    cfg = make_cfg([f"{group}={option}"])
+    prefix = "" if group in root_groups() else "+"  # groups only studies pull in are appended
+    cfg = make_cfg([f"{prefix}{group}={option}"])
     container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     assert {"data", "model", "optimizer", "trainer", "seed"} <= set(container)
     assert "_target_" in container["model"] and "_target_" in container["data"]
