@@ -188,3 +188,15 @@ def test_compile_flag_composes_and_is_off_by_default(make_cfg) -> None:
 def test_compiled_mlp_trains(make_cfg, tmp_path) -> None:
     run(make_cfg([*QUICK, "model=mlp", "compile=true"]))
     assert read_results(tmp_path / "run")["status"] == "completed"
+
+
+def test_batch_mean_weights_by_samples_and_resets() -> None:
+    from dlhw.lit.metrics import BatchMean
+
+    m = BatchMean()
+    m.update(torch.tensor(1.0), 3)
+    m.update(torch.tensor(4.0), 1)  # a short last batch counts for its samples only
+    assert m.compute().item() == pytest.approx(1.75)
+    m.reset()
+    m.update(torch.tensor(2.0), torch.tensor(5))
+    assert m.compute().item() == pytest.approx(2.0)

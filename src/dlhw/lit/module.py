@@ -7,7 +7,8 @@ from collections.abc import Callable
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
+
+from dlhw.lit.metrics import BatchMean
 
 STAGES = ("train", "val", "test")
 
@@ -51,7 +52,7 @@ class Classifier(pl.LightningModule):
         self.log_step_loss = log_step_loss
         self.ignore_index = ignore_index
         self.metrics = nn.ModuleDict(
-            {f"{s}_{m}": MeanMetric() for s in STAGES for m in ("loss", "acc")}
+            {f"{s}_{m}": BatchMean() for s in STAGES for m in ("loss", "acc")}  # no sync per step
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
