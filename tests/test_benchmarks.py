@@ -90,3 +90,10 @@ def test_bench_sweep_tiny_splits_threads_and_prints_ratio() -> None:
     cores = len(os.sched_getaffinity(0))
     assert m and all(int(t) == max(1, cores // 2) for t in m.group(1).split(","))
     assert all(int(t) == cores for t in m.group(2).split(","))
+
+
+@pytest.mark.slow
+def test_bench_threads_tiny_prints_policy_ratio() -> None:
+    out = run_script(str(SCRIPTS / "bench_threads.py"), "--tiny")
+    assert len(re.findall(r"ms/step", out)) == 3
+    assert re.search(r"threads: ratio spin/passive \d+\.\d{3}", out)
