@@ -15,7 +15,8 @@ from dlhw.results import read_results
 from dlhw.train import run, run_safely
 
 # LeNet with dropout (draws from the global RNG) on 400 digits, 12 steps per epoch, 3 epochs.
-RUN = ["trainer.max_epochs=3", "callbacks.progress_bar=null", "data.max_train_samples=400", "model.dropout=0.3"]
+RUN = ["trainer.max_epochs=3", "callbacks.progress_bar=null", "data.max_train_samples=400", "model.dropout=0.3",
+       "trainer.deterministic=true"]
 METRICS = ("test_acc", "test_loss", "best_val_acc", "final_val_acc", "final_val_loss",
            "final_train_loss", "epochs", "global_steps")
 HELPERS = str(Path(__file__).parent)
