@@ -5,6 +5,8 @@ Both are real ``dlhw-train -m`` multiruns (LeNet on the bundled digits, ``thread
 one after another, each job uses every core; with ``hydra/launcher=joblib hydra.launcher.n_jobs=2``
 each job gets cores // 2 threads (dlhw.threads), so the jobs do not oversubscribe the cores.
 Wall time of the whole sweep, interleaved repeats, median; target ratio parallel/sequential <= 1.0.
+The sequential launcher imports torch and Lightning once, joblib once per worker process, so
+jobs must train long enough (``--epochs``) for the comparison to be about training.
 
     python scripts/bench_sweep.py [--repeats 3] [--jobs 4] [--n-jobs 2] [--epochs 3] [--tiny]
 """
@@ -23,7 +25,7 @@ from pathlib import Path
 
 
 def sweep(out: Path, jobs: int, epochs: int, n_jobs: int | None, extra: list[str]) -> tuple[float, list]:
-    """Wall seconds of one multirun and the threads each job reported in results.json."""
+    """Wall seconds of one multirun, and (threads, seconds inside the job) of each job."""
     cmd = [
         sys.executable, "-m", "dlhw.train", "-m", f"seed={','.join(map(str, range(jobs)))}",
         f"trainer.max_epochs={epochs}", "logger=none", "callbacks.progress_bar=null",
@@ -40,7 +42,7 @@ def sweep(out: Path, jobs: int, epochs: int, n_jobs: int | None, extra: list[str
     results = [json.loads(p.read_text()) for p in sorted(out.glob("*/results.json"))]
     if len(results) != jobs or any(r["status"] != "completed" for r in results):
         sys.exit(f"sweep in {out} did not complete {jobs} jobs: {results}")
-    return wall, [r.get("threads") for r in results]
+    return wall, [(r.get("threads"), r["wall_s"]) for r in results]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--jobs", type=int, default=4)
     p.add_argument("--n-jobs", type=int, default=2, help="joblib jobs running at once")
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--epochs", type=int, default=10, help="long enough that training, not start-up, counts")
     p.add_argument("--tiny", action="store_true", help="2 jobs of 1 epoch on 300 samples")
     a = p.parse_args(argv)
     from dlhw import bench
@@ -60,11 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     print(bench.machine())
     work = Path(tempfile.mkdtemp(prefix="dlhw-bench-sweep-"))
     runs = iter(range(10**6))
-    threads: dict[str, list] = {}
+    jobs: dict[str, list] = {"joblib": [], "sequential": []}
 
     def side(name: str, n_jobs: int | None):
         def run() -> float:
-            wall, threads[name] = sweep(work / f"{name}-{next(runs)}", a.jobs, a.epochs, n_jobs, extra)
+            wall, per_job = sweep(work / f"{name}-{next(runs)}", a.jobs, a.epochs, n_jobs, extra)
+            jobs[name] += per_job
             return wall
 
         return run
@@ -73,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                           a.repeats)
     line = bench.ratio_line(f"{a.jobs} jobs x {a.epochs} epochs, n_jobs={a.n_jobs}", "joblib",
                             t["joblib"], "sequential", t["sequential"], "<= 1.0", unit="s wall")
+    threads = {k: sorted({t for t, _ in v}) for k, v in jobs.items()}
     print(f"threads per job: joblib {threads['joblib']}, sequential {threads['sequential']}")
+    print("seconds inside each job (fit + test, no process start): median "
+          + ", ".join(f"{k} {statistics.median(w for _, w in v):.2f}" for k, v in jobs.items()))
     print(line)
     ratio = statistics.median(t["joblib"]) / statistics.median(t["sequential"])
     print(f"sweep: parallel/sequential wall-time ratio {ratio:.3f} (target <= 1.0)")
