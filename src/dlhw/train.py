@@ -260,6 +260,10 @@ def run_safely(cfg: DictConfig) -> float | None:
             return float("nan")
         _tell_user(f"dlhw: {message}")
         raise SystemExit(exit_code_of(stop)) from None
+    except KeyboardInterrupt:  # Ctrl+C before training started or after it ended: nothing half-done
+        _tell_user("dlhw: interrupted outside training; finished epochs are in checkpoints/last.ckpt. "
+                   f"Continue with: dlhw-train resume={run_dir_of(cfg)}")
+        raise SystemExit(130) from None
     except Exception as exc:
         user_error = find_user_error(exc)
         _record_failure(cfg, exc)
