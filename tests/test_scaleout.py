@@ -65,6 +65,37 @@ def test_slurm_config_follows_the_trainer(make_cfg) -> None:
     assert ddp["array_parallelism"] > 1 and ddp["timeout_min"] > 0 and ddp["max_num_timeout"] > 0
 
 
+def test_slurm_config_makes_a_valid_sbatch_script(make_cfg, tmp_path: Path, monkeypatch) -> None:
+    """What the launcher would submit: parameters mapped as hydra-submitit-launcher maps them."""
+    import submitit
+    from hydra import compose, initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from submitit.slurm.slurm import _make_sbatch_string
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "srun").write_text("#!/bin/sh\n")  # submitit only checks that srun exists
+    (tmp_path / "bin" / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    make_cfg([])  # registers dlhw's resolvers
+    with initialize_config_module("dlhw.conf", version_base="1.3"):
+        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
+                                          "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}"],
+                      return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    executor = submitit.AutoExecutor(folder=str(tmp_path / "%j"), cluster="slurm",
+                                     slurm_max_num_timeout=params["max_num_timeout"])
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    skip = {"_target_", "submitit_folder", "max_num_timeout"}
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items() if k not in skip})
+    script = _make_sbatch_string(command="python -m dlhw.train", folder=str(tmp_path), map_count=100,
+                                 **executor._executor.parameters)
+    for line in ("--gpus-per-node=4", "--ntasks-per-node=4", "--partition=gpu", "--time=240",
+                 "--signal=USR2@120", "--array=0-99%64"):
+        assert f"#SBATCH {line}" in script
+
+
 def test_ddp_in_a_multirun_becomes_ddp_spawn_unless_slurm_started_the_ranks(monkeypatch) -> None:
     monkeypatch.delenv("SLURM_NTASKS", raising=False)
     monkeypatch.delenv("LOCAL_RANK", raising=False)
