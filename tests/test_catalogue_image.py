@@ -410,3 +410,18 @@ def test_normalize_standard_mean_and_none(cifar_root: Path) -> None:
     assert stats["standard"].std() < 10 < stats["mean"].std()
     with pytest.raises(UserError, match="data.normalize"):
         CIFAR10Data(root=str(cifar_root), normalize="pixel")
+
+
+def test_max_train_samples_is_a_seeded_random_subset_of_a_class_sorted_source(tmp_path: Path) -> None:
+    from conftest import write_image_folder
+
+    from dlhw.data import ImageFolderData
+
+    root = write_image_folder(tmp_path / "sorted", n_train=12, n_test=2)  # 12 cats, then 12 dogs
+    picks = []
+    for _ in range(2):
+        dm = ImageFolderData(root=str(root), size=16, cache=False, max_train_samples=10, val_fraction=0)
+        dm.setup()
+        picks.append(dm.splits.train_y.clone())
+    assert len(picks[0]) == 10 and torch.equal(picks[0], picks[1])
+    assert set(picks[0].tolist()) == {0, 1}  # the first 10 would all be cats

@@ -55,7 +55,8 @@ class ClassificationData(pl.LightningDataModule):
         augment: crop_padding / hflip / rotation / scale for training batches.
         seed: shuffling and augmentation seed (the run's seed).
         split_seed: seed of the validation split, fixed so that the runs of a study compare.
-        max_train_samples: keep only this many training samples (quick runs), null for all.
+        max_train_samples: keep a seeded random subset of this many training samples (quick runs),
+            null for all.
         binarize: threshold inputs at 0.5 after scaling to [0, 1] (MNIST rows of CATALOGUE C).
         as_sequence: drop the channel axis of one-channel images: (1, H, W) -> H steps of W.
         normalize: "standard" ((x - mean) / std per channel), "mean" (subtract the mean only and
@@ -115,9 +116,12 @@ class ClassificationData(pl.LightningDataModule):
                 )
             splits.train_x, splits.test_x = splits.train_x[:, 0], splits.test_x[:, 0]
             splits.mean = splits.std = None
-        if self.max_train_samples is not None:
-            splits.train_x = splits.train_x[: self.max_train_samples]
-            splits.train_y = splits.train_y[: self.max_train_samples]
+        if self.max_train_samples is not None and self.max_train_samples < splits.train_x.shape[0]:
+            # A seeded random subset: sources may be sorted by class (image folders), so the first
+            # N samples could hold only a few classes.
+            g = torch.Generator().manual_seed(self.split_seed + 1)
+            keep = torch.randperm(splits.train_x.shape[0], generator=g)[: self.max_train_samples].sort().values
+            splits.train_x, splits.train_y = splits.train_x[keep], splits.train_y[keep]
         n = splits.train_x.shape[0]
         n_val = 0 if splits.val_x is not None else int(round(n * self.val_fraction))
         if not 0 <= n_val < n:
