@@ -76,8 +76,15 @@ def test_catalogue_settings_of_the_presets(make_cfg) -> None:
     assert (s.data.level, s.model.cell, s.model.hidden) == ("moderate", "lstm", 12)
     variants = {tuple(j) for j in sweep_jobs("rnn_rows_mnist_variants")}
     assert len(variants) == 6
-    fixes = sweep_jobs("temporal_order_spikes")
-    assert all(len(j) == 1 and j[0].startswith("trainer.") for j in fixes)  # training procedure only
+    assert sweep_jobs("temporal_order_spikes") == [["procedure=reference"], ["procedure=clip_cosine"]]
+    ref, fix = (make_cfg(["experiment=temporal_order_spikes", f"procedure={p}"], name=p)
+                for p in ("reference", "clip_cosine"))
+    assert ref.trainer.gradient_clip_val is None and not ref.scheduler
+    assert fix.trainer.gradient_clip_val == 1.0 and "Cosine" in fix.scheduler._target_
+    for key in ("model", "data", "optimizer", "seed"):  # the fix changes the procedure only
+        assert ref[key] == fix[key]
+    e = make_cfg(["experiment=echo"])
+    assert e.data.delay == "variable" and e.model._target_ == "dlhw.models.Seq2SeqGRU"
 
 
 def test_spike_study_records_every_step_loss_and_spikes(make_cfg, tmp_path) -> None:

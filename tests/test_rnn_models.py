@@ -113,3 +113,10 @@ def test_bad_arguments_are_user_errors(kwargs, message) -> None:
 def test_image_input_is_refused_with_the_fix() -> None:
     with pytest.raises(UserError, match="mnist_rows"):
         RNNClassifier((1, 28, 28), 10)
+
+
+def test_seq2seq_stacked_with_hidden_head() -> None:
+    net = Seq2SeqGRU((20, 36), 27, hidden=128, layers=2, head_hidden=64)
+    expected = gru_params(36, 128) + gru_params(128, 128) + (128 * 64 + 64) + (64 * 27 + 27)
+    assert n_params(net) == expected
+    assert net(torch.rand(3, 7, 36)).shape == (3, 7, 27)

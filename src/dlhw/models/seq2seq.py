@@ -12,7 +12,7 @@ from dlhw.models.rnn import check_sequence_shape, recurrent_layer
 
 
 class Seq2SeqGRU(nn.Module):
-    """GRU (or another cell) over (N, T, D) -> a linear layer at every step -> logits (N, T, C).
+    """GRU (or another cell) over (N, T, D) -> a head at every step -> logits (N, T, C).
 
     Unidirectional, so the output at step t depends only on steps <= t: padding after the end of a
     shorter sequence cannot change its outputs.
@@ -23,6 +23,7 @@ class Seq2SeqGRU(nn.Module):
         hidden: recurrent width.
         layers: stacked recurrent layers.
         cell: "gru" (default), "lstm", "rnn" or "gated".
+        head_hidden: width of a ReLU hidden layer in the per-step head; 0 = a linear head.
     """
 
     def __init__(
@@ -32,13 +33,19 @@ class Seq2SeqGRU(nn.Module):
         hidden: int = 128,
         layers: int = 1,
         cell: str = "gru",
+        head_hidden: int = 0,
     ):
         super().__init__()
         _, d = check_sequence_shape(in_shape, "seq2seq_gru")
         if hidden < 1 or layers < 1:
             raise UserError(f"model.hidden={hidden} and model.layers={layers} must be >= 1.")
         self.rnn = recurrent_layer(cell, d, hidden, layers)
-        self.head = nn.Linear(hidden, num_classes)
+        if head_hidden > 0:
+            self.head = nn.Sequential(
+                nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Linear(head_hidden, num_classes)
+            )
+        else:
+            self.head = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)
