@@ -175,3 +175,12 @@ def test_sweep_resume_skips_completed_jobs_and_a_failing_job_does_not_stop_the_s
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (sweep / "1" / "results.json").stat().st_mtime_ns == stamp  # completed job skipped
     assert read_results(sweep / "0")["status"] == "diverged"  # job 0 ran again (and diverged again)
+
+
+def test_plain_trainer_fit_leaves_the_signal_handlers_as_it_found_them(make_cfg) -> None:
+    from dlhw.pipeline import build
+
+    p = build(make_cfg(["trainer.max_epochs=1", "data.max_train_samples=100", "callbacks.progress_bar=null"]))
+    p.trainer.fit(p.module, datamodule=p.datamodule)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -73,6 +73,7 @@ class RunGuard(pl.Callback):
         self._step_at_start = 0
         self._batches_this_epoch = 0
         self.stopped: RunStopped | None = None
+        self._hook_installed = False
 
     # ------------------------------------------------------------------ signals
     def _on_signal(self, signum: int, frame) -> None:
@@ -121,9 +122,18 @@ class RunGuard(pl.Callback):
 
     # ------------------------------------------------------------------ hooks
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.install()  # in ddp_spawn workers; a no-op where run() installed it already
+        # ddp_spawn workers and plain trainer.fit calls; a no-op where run() installed it already
+        self._hook_installed = self.install()
         self.stopped = None
         self._first_bad = None
+
+    def _release(self) -> None:
+        if getattr(self, "_hook_installed", False):
+            self.uninstall()
+            self._hook_installed = False
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._release()
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._batches_this_epoch = 0
@@ -184,6 +194,7 @@ class RunGuard(pl.Callback):
             path = self._ckpt_dir(trainer) / "interrupted.ckpt"
             trainer.save_checkpoint(path, weights_only=False)
             self.stopped.info["interrupted_ckpt"] = str(path)
+        self._release()
 
     def _ckpt_dir(self, trainer: pl.Trainer) -> Path:
         if self.ckpt_dir:
