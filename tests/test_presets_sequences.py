@@ -95,3 +95,27 @@ def test_spike_study_records_every_step_loss_and_spikes(make_cfg, tmp_path) -> N
     run(cfg)
     spikes = json.loads((tmp_path / "run" / "loss_spikes.json").read_text())
     assert spikes["count"] == 0 and spikes["epoch_counts"] == [0]  # two steps: no history yet
+
+
+@pytest.mark.parametrize("source", ["digits_rows", "fashion_mnist_rows", "mnist_rows"])
+def test_row_sequence_data_sets_feed_the_rnn(source, make_cfg, tmp_path) -> None:
+    from conftest import write_mnist
+
+    from dlhw.pipeline import build
+
+    root = write_mnist(tmp_path / "data", folder="FashionMNIST" if source.startswith("fashion") else "MNIST")
+    extra = [] if source == "digits_rows" else [f"data.root={root}"]
+    cfg = make_cfg([f"data={source}", "model=rnn", *TINY, "data.max_train_samples=64",
+                    "data.batch_size=16", *extra])
+    p = build(cfg)
+    x, _ = next(iter(p.datamodule.train_dataloader()))
+    assert p.datamodule.in_shape == (28, 28) and x.shape[1:] == (28, 28)
+    assert set(x.unique().tolist()) <= {0.0, 1.0}  # binarised
+    run(cfg)
+    assert read_results(tmp_path / "run")["status"] == "completed"
+
+
+def test_hand_written_gated_cell_trains_in_the_pipeline(make_cfg, tmp_path) -> None:
+    run(make_cfg(["experiment=temporal_order", "model.cell=gated", *TINY, *GENERATED]))
+    res = read_results(tmp_path / "run")
+    assert res["status"] == "completed" and res["params"] == (2 * 12 * 8 + 144) + 52
