@@ -98,7 +98,7 @@ def test_fresh_epochs_are_new_but_reproducible_and_eval_sets_fixed() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"level": "impossible"}, "data.level='impossible'"), ({"train_size": 0}, "data.train_size=0")],
+    [({"level": "impossible"}, "data.level=.impossible."), ({"train_size": 0}, "data.train_size=0")],
 )
 def test_temporal_order_bad_values(kwargs, message) -> None:
     with pytest.raises(UserError, match=message):
