@@ -87,33 +87,9 @@ class _BatchNormMixin:
 class BatchNorm1d(_BatchNormMixin, nn.BatchNorm1d):
     """Batch norm over (N, C) or (N, C, L) inputs with running_mean/var and num_batches_tracked."""
 
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
-
 
 class BatchNorm2d(_BatchNormMixin, nn.BatchNorm2d):
     """Batch norm over (N, C, H, W) inputs with running_mean/var and num_batches_tracked."""
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        device=None,
-        dtype=None,
-    ):
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype)
 
 
 class Conv2d(nn.Conv2d):
