@@ -23,7 +23,7 @@ def test_random_flip_flips_some_images_whole() -> None:
     y = hflip(x, torch.Generator().manual_seed(1))
     flipped = [torch.equal(y[i], x[i].flip(-1)) for i in range(64)]
     kept = [torch.equal(y[i], x[i]) for i in range(64)]
-    assert all(f or k for f, k in zip(flipped, kept)) and 10 < sum(flipped) < 54
+    assert all(f or k for f, k in zip(flipped, kept, strict=True)) and 10 < sum(flipped) < 54
 
 
 def test_crop_of_padded_image_is_a_shifted_copy() -> None:

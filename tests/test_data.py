@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import write_idx, write_mnist
+
 from dlhw.data import (
     CIFAR10Data,
     CIFAR10JpegData,
@@ -28,7 +28,7 @@ from dlhw.errors import DataNotFoundError, UnsafeFileError, UserError
 
 
 def all_batches(loader):
-    xs, ys = zip(*list(loader))
+    xs, ys = zip(*list(loader), strict=True)
     return torch.cat(xs), torch.cat(ys)
 
 

@@ -124,12 +124,13 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), ckpt_path: str | No
     import pytorch_lightning as pl
     import torch
 
-    from dlhw.pipeline import available_cores, build
+    from dlhw.pipeline import build
+    from dlhw.threads import configure_threads
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir, list(overrides))
     ckpt = find_checkpoint(run_dir, ckpt_path)
-    torch.set_num_threads(cfg.get("threads") or available_cores())
+    configure_threads(cfg.get("threads"))
     pl.seed_everything(cfg.get("seed", 0), verbose=False)
     with open_dict(cfg):
         cfg.callbacks = None  # no checkpoints, dashboards or progress bar while testing

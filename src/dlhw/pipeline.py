@@ -11,7 +11,6 @@ from omegaconf import DictConfig
 from dlhw.lit.guards import RunGuard
 from dlhw.lit.module import Classifier
 from dlhw.speed import apply_speed_options
-from dlhw.threads import available_cores  # noqa: F401  (re-exported: evaluate.py uses it)
 from dlhw.validate import check_data
 
 
