@@ -96,7 +96,9 @@ def run(cfg: DictConfig) -> float | None:
     fit_metrics = {k: v.item() for k, v in p.trainer.callback_metrics.items()}
     ckpt_cb = p.trainer.checkpoint_callback
     best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.monitor else ""
-    test = p.trainer.test(p.module, datamodule=p.datamodule, ckpt_path=best or None, verbose=False)
+    test = tester_for(p.trainer).test(
+        p.module, datamodule=p.datamodule, ckpt_path=best or None, verbose=False
+    )
     test = test[0] if test else {}
 
     timer = next((c for c in p.callbacks if type(c).__name__ == "EpochTimer"), None)
@@ -127,6 +129,28 @@ def run(cfg: DictConfig) -> float | None:
         _print_summary(results, run_dir)
     metric = cfg.get("optimized_metric", "val/acc")
     return results["best_val_acc"] if metric == "val/acc" else fit_metrics.get(metric)
+
+
+def tester_for(trainer):
+    """The trainer that tests: after ddp_spawn, one device in this process (no second spawn).
+
+    The test pass needs no gradient sync, and spawning the ranks a second time right after the
+    first group was torn down occasionally aborted a gloo rank on CPU.
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+    if not isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+        return trainer
+    keep = [
+        cb for cb in trainer.callbacks
+        if not isinstance(cb, (pl.callbacks.ModelCheckpoint, pl.callbacks.ProgressBar))
+    ]
+    return pl.Trainer(
+        accelerator=trainer.strategy.root_device.type, devices=1, logger=trainer.loggers or False,
+        callbacks=keep, enable_progress_bar=False, enable_model_summary=False,
+        precision=trainer.precision, default_root_dir=trainer.default_root_dir,
+    )
 
 
 def _progress(trainer, run_dir: Path) -> dict:
