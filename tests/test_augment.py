@@ -59,3 +59,24 @@ def test_scaling_keeps_the_centre_pixel() -> None:
 def test_augment_pipeline_is_inactive_by_default() -> None:
     assert not Augment().active
     assert Augment(crop_padding=4, hflip=True).active
+
+
+def test_batch_transform_applies_every_augment_option() -> None:
+    """The loader's transform equals Augment on [0, 1] floats, normalised, for each option."""
+    from dlhw.data.loader import BatchTransform
+
+    x = torch.randint(0, 256, (6, 3, 10, 10), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    m, s = torch.tensor(mean).view(1, 3, 1, 1), torch.tensor(std).view(1, 3, 1, 1)
+    plain = BatchTransform(255.0, mean, std)(x)
+    options = [{"crop_padding": 2}, {"hflip": True}, {"rotation": 20.0}, {"scale": 0.2},
+               {"brightness": 0.5}, {"contrast": 0.5}, {"saturation": 0.5}, {"blur": 1.0},
+               {"crop_padding": 2, "hflip": True, "brightness": 0.3, "blur": 0.8}]
+    for opts in options:
+        aug = Augment(**opts)
+        got = BatchTransform(255.0, mean, std, aug)(x, torch.Generator().manual_seed(7), train=True)
+        want = (aug(x.float() / 255, torch.Generator().manual_seed(7)) - m) / s
+        assert torch.allclose(got, want, atol=1e-5), opts
+        assert not torch.allclose(got, plain), f"{opts} changed nothing"
+        evaluated = BatchTransform(255.0, mean, std, aug)(x, None, train=False)
+        assert torch.allclose(evaluated, plain)  # never at validation / test time

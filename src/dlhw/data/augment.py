@@ -123,16 +123,30 @@ class Augment:
 
     @property
     def active(self) -> bool:
+        return self.moves_pixels or self.resamples
+
+    @property
+    def moves_pixels(self) -> bool:
+        """Crop or flip: exact pixel moves, which also work on the compact uint8 batch."""
+        return self.crop_padding > 0 or self.hflip
+
+    @property
+    def resamples(self) -> bool:
+        """Rotation, scale, colour jitter or blur: steps that compute new float values."""
         return (
-            self.crop_padding > 0 or self.hflip or self.rotation > 0 or self.scale > 0
+            self.rotation > 0 or self.scale > 0
             or self.brightness > 0 or self.contrast > 0 or self.saturation > 0 or self.blur > 0
         )
+
+    def float_stage(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Rotation/scale, colour jitter and blur of a float batch in [0, 1]."""
+        x = random_affine(x, self.rotation, self.scale, generator)
+        x = color_jitter(x, self.brightness, self.contrast, self.saturation, generator)
+        return gaussian_blur(x, self.blur, generator)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.crop_padding > 0:
             x = random_crop(x, self.crop_padding, generator)
         if self.hflip:
             x = hflip(x, generator)
-        x = random_affine(x, self.rotation, self.scale, generator)
-        x = color_jitter(x, self.brightness, self.contrast, self.saturation, generator)
-        return gaussian_blur(x, self.blur, generator)
+        return self.float_stage(x, generator)

@@ -1,7 +1,7 @@
 """Tensor-resident batching: the data set lives on the training device; batches are index slices.
 
 One seeded randperm per epoch shuffles, a slice of it makes a batch, and the batch transform
-(normalise, augment) runs on the whole batch on the device. No worker processes, no per-sample
+(augment, normalise) runs on the whole batch on the device. No worker processes, no per-sample
 Python, no host-to-device copy per step.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import torch
 import torch.nn.functional as F
 
-from dlhw.data.augment import Augment, random_affine
+from dlhw.data.augment import Augment
 
 
 def crop_flip(
@@ -53,7 +53,8 @@ class BatchTransform:
 
     Crop and flip move pixels and pad with zeros, so they run on the compact uint8 batch before
     the conversion (4x less memory traffic); scaling and normalising are one multiply-add with
-    precomputed per-channel factors. Rotation/scaling resample, so they run on floats in [0, 1].
+    precomputed per-channel factors. Rotation, scaling, colour jitter and blur compute new values,
+    so they run on floats in [0, 1] (``Augment.float_stage``).
     """
 
     def __init__(
@@ -92,15 +93,15 @@ class BatchTransform:
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None, train: bool = False):
         aug = self.augment if train and not self.binarize else None
         fresh = False  # may x be changed in place (not a view of the stored data)?
-        if aug is not None and (aug.crop_padding > 0 or aug.hflip):
+        if aug is not None and aug.moves_pixels:
             x, fresh = crop_flip(x, aug.crop_padding, aug.hflip, generator), True
         if self.binarize:
             return (x.float() * (1.0 / self.scale) > 0.5).float()
         if self.mean is None and self.scale == 1.0 and aug is None:
             return x.float()  # nothing to compute: no copy of float data
         x = x.to(torch.float32, copy=not fresh)
-        if aug is not None and (aug.rotation > 0 or aug.scale > 0):
-            x = random_affine(x.mul_(1.0 / self.scale), aug.rotation, aug.scale, generator)
+        if aug is not None and aug.resamples:  # rotation/scale, colour jitter, blur in [0, 1]
+            x = aug.float_stage(x.mul_(1.0 / self.scale), generator)
             return self._normalise(x, 1.0)
         return self._normalise(x, self.scale)
 
