@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from dlhw.models.layers import conv_out, layer_set
+from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
 
 
 class CNN(nn.Module):
@@ -42,19 +42,16 @@ class CNN(nn.Module):
         L = layer_set(impl)
         c, h, w = in_shape
         pad = (kernel_size - 1) // 2
-        conv: list[nn.Module] = [L.Conv2d(c, filters, kernel_size, padding=pad, bias=not batch_norm)]
-        conv += [L.BatchNorm2d(filters)] if batch_norm else []
-        self.features = nn.Sequential(*conv, L.ReLU(), L.MaxPool2d(2, 2))
+        self.features = nn.Sequential(
+            *conv_block(L, c, filters, kernel_size, pad, batch_norm), L.MaxPool2d(2, 2)
+        )
         h, w = conv_out(h, kernel_size, padding=pad) // 2, conv_out(w, kernel_size, padding=pad) // 2
         if h < 1 or w < 1:
             raise ValueError(f"CNN with kernel_size={kernel_size} needs larger inputs than {in_shape[1:]}")
         head: list[nn.Module] = [nn.Flatten()]
         width = filters * h * w
         if hidden > 0:
-            head.append(L.Linear(width, hidden, bias=not batch_norm))
-            head += [L.BatchNorm1d(hidden)] if batch_norm else []
-            head.append(L.ReLU())
-            head += [L.Dropout(dropout)] if dropout > 0 else []
+            head += fc_block(L, width, hidden, batch_norm, dropout)
             width = hidden
         head.append(L.Linear(width, num_classes))
         self.classifier = nn.Sequential(*head)

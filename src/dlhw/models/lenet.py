@@ -7,7 +7,7 @@ import math
 import torch
 from torch import nn
 
-from dlhw.models.layers import conv_out, layer_set
+from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
 
 
 class LeNet(nn.Module):
@@ -39,26 +39,18 @@ class LeNet(nn.Module):
         c, h, w = in_shape
         c1, c2 = max(1, math.ceil(6 * width)), max(1, math.ceil(16 * width))
 
-        def conv_stage(cin: int, cout: int) -> list[nn.Module]:
-            layers = [L.Conv2d(cin, cout, 5, bias=not use_bn)]
-            layers += [L.BatchNorm2d(cout)] if use_bn else []
-            return layers + [L.ReLU(), L.MaxPool2d(2, 2)]
-
-        def fc_stage(fin: int, fout: int) -> list[nn.Module]:
-            layers = [L.Linear(fin, fout, bias=not use_bn)]
-            layers += [L.BatchNorm1d(fout)] if use_bn else []
-            layers += [L.ReLU()]
-            return layers + ([L.Dropout(dropout)] if dropout > 0 else [])
-
-        self.features = nn.Sequential(*conv_stage(c, c1), *conv_stage(c1, c2))
+        self.features = nn.Sequential(
+            *conv_block(L, c, c1, 5, batch_norm=use_bn), L.MaxPool2d(2, 2),
+            *conv_block(L, c1, c2, 5, batch_norm=use_bn), L.MaxPool2d(2, 2),
+        )
         for _ in range(2):
             h, w = conv_out(h, 5) // 2, conv_out(w, 5) // 2
         if h < 1 or w < 1:
             raise ValueError(f"LeNet needs inputs of at least 16x16 pixels, got {in_shape[1:]}")
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            *fc_stage(c2 * h * w, 120),
-            *fc_stage(120, 84),
+            *fc_block(L, c2 * h * w, 120, use_bn, dropout),
+            *fc_block(L, 120, 84, use_bn, dropout),
             L.Linear(84, num_classes),
         )
 

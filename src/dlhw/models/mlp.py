@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dlhw.models.layers import layer_set
+from dlhw.models.layers import fc_block, layer_set
 
 
 class MLP(nn.Module):
@@ -37,12 +37,7 @@ class MLP(nn.Module):
         layers: list[nn.Module] = [nn.Flatten()]
         width = math.prod(in_shape)
         for h in hidden:
-            layers.append(L.Linear(width, h, bias=not batch_norm))
-            if batch_norm:
-                layers.append(L.BatchNorm1d(h))
-            layers.append(L.ReLU())
-            if dropout > 0:
-                layers.append(L.Dropout(dropout))
+            layers += fc_block(L, width, h, batch_norm, dropout)
             width = h
         layers.append(L.Linear(width, num_classes))
         self.net = nn.Sequential(*layers)

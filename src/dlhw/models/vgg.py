@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from dlhw.models.layers import conv_out, layer_set
+from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
 
 PLANS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -57,18 +57,13 @@ class VGG(nn.Module):
                     raise ValueError(f"VGG plan {list(plan)} pools inputs of {in_shape[1:]} to nothing")
                 continue
             cout = int(item)
-            layers.append(L.Conv2d(c, cout, 3, padding=1, bias=not batch_norm))
-            layers += [L.BatchNorm2d(cout)] if batch_norm else []
-            layers.append(L.ReLU())
+            layers += conv_block(L, c, cout, 3, 1, batch_norm)
             c = cout
         self.features = nn.Sequential(*layers)
         head: list[nn.Module] = [nn.Flatten()]
         width = c * h * w
         for n in hidden:
-            head.append(L.Linear(width, n, bias=not batch_norm))
-            head += [L.BatchNorm1d(n)] if batch_norm else []
-            head.append(L.ReLU())
-            head += [L.Dropout(dropout)] if dropout > 0 else []
+            head += fc_block(L, width, n, batch_norm, dropout)
             width = n
         head.append(L.Linear(width, num_classes))
         self.classifier = nn.Sequential(*head)
