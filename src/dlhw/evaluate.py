@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return
-    from dlhw.train import find_user_error
+    from dlhw.runner import find_user_error
 
     try:
         run_dir, overrides, ckpt = parse_args(argv)

@@ -1,0 +1,300 @@
+"""One run from a composed config: validate, build, fit, test, write results.json.
+
+``run`` does the work; ``run_safely`` turns what can go wrong (user errors, interrupts,
+divergence, a failing sweep job) into one message, a results.json status and an exit code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from omegaconf import DictConfig
+
+from dlhw.errors import UserError
+from dlhw.results import read_results, write_results
+
+if TYPE_CHECKING:
+    from dlhw.lit.guards import RunStopped
+
+log = logging.getLogger("dlhw")
+
+
+def run_dir_of(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.output_dir)
+
+
+def overrides_of(cfg: DictConfig) -> list[str]:
+    """The command-line overrides of this job (empty outside a Hydra app)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        return list(HydraConfig.get().overrides.task)
+    return list(cfg.get("overrides") or [])
+
+
+def quiet_libraries() -> None:
+    """Silence library chatter that says nothing about this run (tips, deprecations of internals)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(lambda record: "Tip:" not in record.getMessage())
+
+
+def run(cfg: DictConfig) -> float | None:
+    """Train and test one configuration; return the metric a sweeper optimises."""
+    import pytorch_lightning as pl
+
+    from dlhw.config_tree import print_config
+    from dlhw.lit.guards import RunGuard
+    from dlhw.pipeline import build
+    from dlhw.resume import check_checkpoint, plan_resume
+    from dlhw.sweep import ddp_for_sweeps
+    from dlhw.threads import configure_threads
+    from dlhw.validate import check_output_dir, validate
+
+    quiet_libraries()
+    validate(cfg)  # before any data is loaded or model built
+    ddp_for_sweeps(cfg, is_multirun())
+    run_dir = run_dir_of(cfg)
+    check_output_dir(run_dir)
+    plan = plan_resume(cfg, run_dir, overrides_of(cfg), is_multirun())
+    if plan.skip:
+        log.info("%s already completed (status in results.json): skipped.", run_dir)
+        return metric_of(plan.previous, cfg)
+    threads = configure_threads(cfg.get("threads"))  # owned cores, split among parallel jobs
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    print_config(cfg, run_dir / "config.yaml")
+
+    started = time.time()
+    p = build(cfg)
+    log.info(p.datamodule.describe())
+    if plan.ckpt_path:
+        check_checkpoint(plan.ckpt_path, p.module)
+        log.info("Resuming from %s", plan.ckpt_path)
+    guard = next(c for c in p.callbacks if isinstance(c, RunGuard))
+    try:
+        with guard.signals():
+            p.trainer.fit(p.module, datamodule=p.datamodule, ckpt_path=plan.ckpt_path, weights_only=True)
+    except BaseException:
+        if guard.stopped is None:
+            raise
+        _record_stop(guard.stopped, p, cfg, run_dir, started)
+        raise guard.stopped from None
+    fit_metrics = {k: v.item() for k, v in p.trainer.callback_metrics.items()}
+    ckpt_cb = p.trainer.checkpoint_callback
+    best = ckpt_cb.best_model_path if ckpt_cb is not None and ckpt_cb.monitor else ""
+    test = tester_for(p.trainer).test(
+        p.module, datamodule=p.datamodule, ckpt_path=best or None, verbose=False
+    )
+    test = test[0] if test else {}
+
+    timer = next((c for c in p.callbacks if type(c).__name__ == "EpochTimer"), None)
+    best_score = ckpt_cb.best_model_score if best else None
+    results = {
+        "status": "completed",
+        "test_acc": test.get("test/acc"),
+        "test_loss": test.get("test/loss"),
+        "best_val_acc": best_score.item() if best_score is not None else fit_metrics.get("val/acc"),
+        "final_val_acc": fit_metrics.get("val/acc"),
+        "final_val_loss": fit_metrics.get("val/loss"),
+        "final_train_loss": fit_metrics.get("train/loss"),
+        **_progress(p.trainer, run_dir),
+        "wall_s": round(time.time() - started, 3),
+        "epoch_s": _mean(timer.epoch_times) if timer else None,
+        "train_samples_per_s": _mean(timer.samples_per_s) if timer else None,
+        "params": sum(t.numel() for t in p.net.parameters()),
+        "threads": threads,
+        "seed": cfg.seed,
+        "experiment": cfg.get("experiment_name"),
+        "overrides": overrides_of(cfg),
+        "best_ckpt": best or None,
+        "resumed_from": plan.ckpt_path,
+        "run_dir": str(run_dir),
+    }
+    if p.trainer.global_rank == 0:
+        write_results(run_dir, results)
+        _print_summary(results, run_dir)
+    metric = cfg.get("optimized_metric", "val/acc")
+    return results["best_val_acc"] if metric == "val/acc" else fit_metrics.get(metric)
+
+
+def tester_for(trainer):
+    """The trainer that tests: after ddp_spawn, one device in this process (no second spawn).
+
+    The test pass needs no gradient sync, and spawning the ranks a second time right after the
+    first group was torn down occasionally aborted a gloo rank on CPU.
+    """
+    import pytorch_lightning as pl
+    from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+    if not isinstance(trainer.strategy.launcher, _MultiProcessingLauncher):
+        return trainer
+    keep = [
+        cb for cb in trainer.callbacks
+        if not isinstance(cb, (pl.callbacks.ModelCheckpoint, pl.callbacks.ProgressBar))
+    ]
+    return pl.Trainer(
+        accelerator=trainer.strategy.root_device.type, devices=1, logger=trainer.loggers or False,
+        callbacks=keep, enable_progress_bar=False, enable_model_summary=False,
+        precision=trainer.precision, default_root_dir=trainer.default_root_dir,
+    )
+
+
+def _progress(trainer, run_dir: Path) -> dict:
+    """Epochs and steps trained; under ddp_spawn the ranks kept them, so read them from last.ckpt."""
+    epochs, steps = trainer.current_epoch, trainer.global_step
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if steps == 0 and trainer.strategy.launcher is not None and last.is_file():
+        import torch
+
+        ckpt = torch.load(last, map_location="cpu", weights_only=True)
+        epochs, steps = ckpt["epoch"] + 1, ckpt["global_step"]
+    return {"epochs": epochs, "global_steps": steps}
+
+
+def is_multirun() -> bool:
+    """True inside a Hydra multirun job (a sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def metric_of(results: dict, cfg: DictConfig) -> float | None:
+    """The optimised metric of a finished run, read back from its results.json."""
+    metric = cfg.get("optimized_metric", "val/acc")
+    key = {"val/acc": "best_val_acc", "val/loss": "final_val_loss", "train/loss": "final_train_loss"}
+    return results.get(key.get(metric, metric))
+
+
+def _record_stop(stop: RunStopped, p, cfg: DictConfig, run_dir: Path, started: float) -> None:
+    """results.json of a run stopped by a signal or a non-finite loss (finished epochs are kept)."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    ckpt_cb = p.trainer.checkpoint_callback
+    best = getattr(ckpt_cb, "best_model_score", None)
+    stop.info.update(run_dir=str(run_dir), last_ckpt=str(last) if last.is_file() else None)
+    if p.trainer.global_rank == 0:
+        write_results(run_dir, {
+            "status": stop.status, "reason": str(stop), **stop.info,
+            "best_val_acc": best.item() if best is not None else None,
+            "global_steps": p.trainer.global_step, "wall_s": round(time.time() - started, 3),
+            "seed": cfg.seed, "experiment": cfg.get("experiment_name"),
+            "overrides": overrides_of(cfg), "resume": f"dlhw-train resume={run_dir}",
+        })
+
+
+def _stop_message(stop: RunStopped) -> str:
+    from dlhw.lit.guards import RunInterrupted
+
+    info = stop.info
+    if isinstance(stop, RunInterrupted):
+        saved = info.get("last_ckpt") or "none yet (interrupted in the first epoch)"
+        return (f"run {stop} at epoch {info.get('epoch')}, step {info.get('global_step')}; "
+                f"{info.get('epochs_completed')} finished epoch(s) kept (last checkpoint: {saved}). "
+                f"Continue it with: dlhw-train resume={info.get('run_dir')}")
+    return (f"run diverged: {stop}; stopped instead of training on NaNs (results.json status "
+            "diverged). Lower optimizer.lr, clip gradients (trainer.gradient_clip_val=1.0) "
+            "or check the inputs.")
+
+
+def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
+    """results.json status failed, unless the directory holds a completed run (never lose it)."""
+    run_dir = run_dir_of(cfg)
+    previous = read_results(run_dir) or {}
+    if previous.get("status") == "completed":
+        log.error("%s keeps its completed results.json; this attempt failed: %s", run_dir, exc)
+        return
+    try:
+        write_results(run_dir, {
+            "status": "failed", "error": f"{type(exc).__name__}: {exc}", "seed": cfg.get("seed"),
+            "overrides": overrides_of(cfg), "run_dir": str(run_dir),
+            **({"previous_status": previous["status"]} if previous.get("status") else {}),
+        })
+    except OSError:  # the directory itself is the problem (already reported)
+        pass
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _print_summary(results: dict, run_dir: Path) -> None:
+    acc = results["test_acc"]
+    print(
+        f"\nTest accuracy: {acc * 100:.2f}%" if acc is not None else "\nTest accuracy: n/a",
+        f"(test loss {results['test_loss']:.4f}, {results['epochs']} epochs, {results['wall_s']:.1f} s)"
+        if results["test_loss"] is not None else "",
+    )
+    print(f"Run directory: {run_dir}")
+    print(f"TensorBoard:   tensorboard --logdir {run_dir / 'tensorboard'}\n")
+
+
+def find_user_error(exc: BaseException) -> BaseException | None:
+    """The user error behind an exception (Hydra wraps errors raised while instantiating)."""
+    from hydra.errors import InstantiationException
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, UserError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc if isinstance(exc, InstantiationException) else None
+
+
+def _tell_user(message: str) -> None:
+    """The message once on stderr; the log file (not the console log) gets a copy."""
+    for handler in logging.getLogger().handlers:
+        if type(handler) is logging.StreamHandler and not getattr(handler, "_dlhw_filtered", False):
+            handler.addFilter(lambda record: not getattr(record, "file_only", False))
+            handler._dlhw_filtered = True
+    log.error(message, extra={"file_only": True})
+    print(message, file=sys.stderr)
+
+
+def run_safely(cfg: DictConfig) -> float | None:
+    """Run; errors become one message and an exit status, and never stop the other jobs of a sweep.
+
+    A user error: "dlhw: error: ..." on stderr, status failed, exit 2. An interrupt: status
+    interrupted, exit 128 + signal (a sweep stops there too). A divergence: status diverged, exit
+    3. In a sweep every failure (bugs included) is recorded and the sweep goes on (the job
+    returns nan). HYDRA_FULL_ERROR=1 shows the traceback instead.
+    """
+    from dlhw.lit.guards import RunInterrupted, RunStopped, exit_code_of
+
+    multirun = is_multirun()
+    try:
+        return run(cfg)
+    except RunStopped as stop:
+        message = _stop_message(stop)
+        if multirun and not isinstance(stop, RunInterrupted):
+            log.error("dlhw: %s", message)
+            return float("nan")
+        _tell_user(f"dlhw: {message}")
+        raise SystemExit(exit_code_of(stop)) from None
+    except KeyboardInterrupt:  # Ctrl+C before training started or after it ended: nothing half-done
+        _tell_user("dlhw: interrupted outside training; finished epochs are in checkpoints/last.ckpt. "
+                   f"Continue with: dlhw-train resume={run_dir_of(cfg)}")
+        raise SystemExit(130) from None
+    except Exception as exc:
+        user_error = find_user_error(exc)
+        _record_failure(cfg, exc)
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        if multirun:  # one bad job must not stop the sweep
+            if user_error is None:
+                log.exception("dlhw: job failed (the sweep goes on): %s", exc)
+            else:
+                log.error("dlhw: %s", user_error)
+            return float("nan")
+        if user_error is None:
+            raise
+        _tell_user(f"dlhw: error: {user_error}")
+        raise SystemExit(2) from None
