@@ -44,7 +44,9 @@ def test_scalars_of_training(lenet_run) -> None:
     steps = results["global_steps"]
     per_step = ea.Scalars("train/loss_every_step")
     assert [e.step for e in per_step] == list(range(1, steps + 1))
-    assert len(ea.Scalars("val/acc")) == 2
+    for tag in ("train/loss", "train/acc", "val/loss", "val/acc"):  # once per epoch, not per step
+        assert len(ea.Scalars(tag)) == 2, tag
+    assert "train/loss_step" not in tags  # per-step logging is opt-in (module.log_step_loss)
 
 
 def test_grad_norms_global_and_per_layer(lenet_run) -> None:
@@ -165,3 +167,18 @@ def test_spike_detector_counts_spikes_without_per_step_sync(tmp_path: Path) -> N
     assert det.count == 1 and det.spikes[0]["step"] == 20 and det.spikes[0]["median"] == 1.0
     saved = json.loads((tmp_path / "loss_spikes.json").read_text())
     assert saved["count"] == 1 and saved["epoch_counts"] == [1]
+
+
+def test_per_step_loss_is_opt_in(tmp_path) -> None:
+    from dlhw.train import run
+
+    out = tmp_path / "run"
+    run(compose_config([
+        "threads=1", "data.max_train_samples=200", "data.batch_size=50", "trainer.max_epochs=1",
+        "trainer.log_every_n_steps=1", "callbacks=minimal", "module.log_step_loss=true",
+    ], out))
+    ea = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0})
+    ea.Reload()
+    steps = json.loads((out / "results.json").read_text())["global_steps"]
+    assert steps > 1 and [e.step for e in ea.Scalars("train/loss_step")] == list(range(steps))
+    assert len(ea.Scalars("train/loss")) == 1

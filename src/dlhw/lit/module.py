@@ -79,14 +79,24 @@ class Classifier(pl.LightningModule):
         n = y.numel()
         self.metrics[f"{stage}_loss"].update(loss.detach(), n)
         self.metrics[f"{stage}_acc"].update(acc, n)
-        on_step = stage == "train" and self.log_step_loss
-        self.log(f"{stage}/loss", self.metrics[f"{stage}_loss"], on_step=False, on_epoch=True,
-                 prog_bar=stage != "test", metric_attribute=f"metrics.{stage}_loss")
-        self.log(f"{stage}/acc", self.metrics[f"{stage}_acc"], on_step=False, on_epoch=True,
-                 prog_bar=stage != "train", metric_attribute=f"metrics.{stage}_acc")
-        if on_step:
+        if stage == "train" and self.log_step_loss:
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
+
+    def _log_epoch(self, stage: str) -> None:
+        """Log the stage's epoch means once (``self.log`` costs ~0.7 ms a call: not once per step).
+
+        Logged as the metric objects, so Lightning computes them (summed across DDP ranks) and
+        resets them at the end of the epoch; the module's epoch-end hook runs before the checkpoint
+        and early-stopping callbacks read ``val/acc`` / ``val/loss``.
+        """
+        for name in ("loss", "acc"):
+            metric = self.metrics[f"{stage}_{name}"]
+            if metric.update_count == 0:  # e.g. no validation batches
+                continue
+            in_bar = stage != "test" if name == "loss" else stage != "train"
+            self.log(f"{stage}/{name}", metric, on_step=False, on_epoch=True, prog_bar=in_bar,
+                     metric_attribute=f"metrics.{stage}_{name}")
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")
@@ -96,6 +106,15 @@ class Classifier(pl.LightningModule):
 
     def test_step(self, batch, batch_idx: int) -> None:
         self._step(batch, "test")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())
