@@ -52,7 +52,8 @@ def test_bench_loader_tiny_probes_workers_and_prints_ratio(capsys, keep_threads)
     assert re.search(r"s/batch by num_workers: 0: \d.*-> num_workers=\d", out)
     assert re.search(RATIO.format(a="dlhw", b="torchvision"), out)
     assert re.search(RATIO.format(a="tensor", b="torchvision"), out)
-    assert re.search(r"loader: dlhw is \d+\.\d\dx faster per epoch", out)
+    assert re.search(RATIO.format(a="floor", b="torchvision"), out)
+    assert re.search(r"loader: dlhw is \d+\.\d\dx faster per epoch .*the compute floor is \d+\.\d\dx", out)
 
 
 def test_bench_gpu_skips_cleanly_without_cuda(capsys) -> None:
