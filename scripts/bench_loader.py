@@ -10,7 +10,7 @@ same plain loop on in-memory batches without augmentation: no loader can make an
 than that) and one epoch of each loader alone, without training. Data: synthetic CIFAR-10
 batches in the official format.
 
-    python scripts/bench_loader.py [--repeats 3] [--epochs 2] [--threads 2] [--device cpu|cuda] [--tiny]
+    python scripts/bench_loader.py [--repeats 3] [--epochs 2] [--threads 2] [--device cpu|cuda] [--tiny] [KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--workers", type=int, default=None, help="skip the probe, use this num_workers")
     p.add_argument("--tiny", action="store_true", help="a smoke run on a few hundred samples")
+    p.add_argument("overrides", nargs="*", help="extra config overrides for every side, e.g. channels_last=true")
     a = p.parse_args(argv)
     import torch
     from hydra.utils import instantiate
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
                  "data.augment.hflip=true", f"trainer.max_epochs={a.epochs}", f"threads={a.threads}"]
     if a.device == "cuda":
         overrides.append("trainer=gpu")
+    overrides += a.overrides
     cfg = bench.compose(overrides, work / "runs" / "probe")
     dm = instantiate(cfg.data)
     dm.setup("fit")

@@ -112,6 +112,7 @@ def plain_epoch_times(
 ) -> list[float]:
     """The hand-written loop over the same data, model, init, optimizer and batch size; s/epoch.
 
+    The network gets the config's speed options (channels_last, compile) as dlhw applies them.
     Data in memory as uint8 tensors on ``device``, one randperm per epoch, index batches,
     ``(x / 255 - mean) / std``, forward, loss, backward, step; then a no-grad validation pass.
     No logging, no metrics, no checkpoints. ``batches(epoch)`` and ``val_batches()`` replace the
@@ -120,11 +121,13 @@ def plain_epoch_times(
     from hydra.utils import instantiate
 
     from dlhw.pipeline import build_model
+    from dlhw.speed import apply_speed_options
 
     torch.manual_seed(cfg.seed)
     dm = instantiate(cfg.data)
     dm.setup("fit")
     loss_fn, net = build_model(cfg, dm)
+    apply_speed_options(net, cfg.get("channels_last", False), cfg.get("compile", False))
     dev = torch.device(device)
     net.to(dev)
     opt = instantiate(cfg.optimizer)(params=net.parameters())
