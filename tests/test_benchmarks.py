@@ -98,3 +98,15 @@ def test_bench_threads_tiny_prints_policy_ratio() -> None:
     out = run_script(str(SCRIPTS / "bench_threads.py"), "--tiny")
     assert len(re.findall(r"ms/step", out)) == 3
     assert re.search(r"threads: ratio spin/passive \d+\.\d{3}", out)
+
+
+def test_bench_layout_tiny_prints_a_ratio_per_model(capsys, keep_threads) -> None:
+    assert script("bench_layout").main(["--tiny", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for case in ("lenet_cifar10", "cnn_mnist"):
+        line = next(li for li in out.splitlines() if li.startswith(f"{case} (batch "))
+        m = re.search(RATIO.format(a="nhwc", b="nchw"), line)
+        assert m and float(m.group(1)) > 0
+        assert re.search(r"nchw \d+\.\d{3} ms/step", line)
+    with pytest.raises(SystemExit):
+        script("bench_layout").main(["--cases", "no_such_model"])
