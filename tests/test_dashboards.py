@@ -182,3 +182,26 @@ def test_per_step_loss_is_opt_in(tmp_path) -> None:
     steps = json.loads((out / "results.json").read_text())["global_steps"]
     assert steps > 1 and [e.step for e in ea.Scalars("train/loss_step")] == list(range(steps))
     assert len(ea.Scalars("train/loss")) == 1
+
+
+def test_epoch_metrics_restart_every_epoch(tmp_path) -> None:
+    """The metrics logged once per epoch average that epoch only (reset between epochs)."""
+    import pytorch_lightning as pl
+
+    from dlhw.pipeline import build
+
+    p = build(compose_config(["threads=1", "data.max_train_samples=300", "data.batch_size=50",
+                              "trainer.max_epochs=3", "callbacks=minimal", "logger=none"], tmp_path / "run"))
+    seen = []
+
+    class Counts(pl.Callback):
+        def on_train_epoch_start(self, trainer, module):
+            seen.append(("start", float(module.metrics["train_loss"].count)))
+
+        def on_validation_epoch_end(self, trainer, module):
+            seen.append(("val", float(module.metrics["val_loss"].count), float(module.metrics["train_loss"].count)))
+
+    p.trainer.callbacks.append(Counts())
+    p.trainer.fit(p.module, datamodule=p.datamodule)
+    n_train, n_val = p.datamodule.train_idx.numel(), p.datamodule.val_idx.numel()
+    assert seen == [("start", 0.0), ("val", n_val, n_train)] * 3
