@@ -205,3 +205,14 @@ def test_epoch_metrics_restart_every_epoch(tmp_path) -> None:
     p.trainer.fit(p.module, datamodule=p.datamodule)
     n_train, n_val = p.datamodule.train_idx.numel(), p.datamodule.val_idx.numel()
     assert seen == [("start", 0.0), ("val", n_val, n_train)] * 3
+
+
+def test_plateau_scheduler_sees_the_epoch_metric(tmp_path) -> None:
+    """val/loss, logged once at the end of validation, is there when Lightning steps the plateau
+    scheduler (Lightning raises when the monitored metric is missing)."""
+    from dlhw.train import run
+
+    out = tmp_path / "run"
+    run(compose_config(["threads=1", "data.max_train_samples=200", "data.batch_size=50",
+                        "trainer.max_epochs=2", "callbacks=minimal", "scheduler=plateau"], out))
+    assert json.loads((out / "results.json").read_text())["global_steps"] > 0
