@@ -82,7 +82,7 @@ class SignalPropagation(pl.Callback):
 
     def _figure(self, trainer) -> None:
         """The init-vs-now figure (drawing it costs ~0.15 s: once at the end, not every epoch)."""
-        writer = tb_writer(trainer) if trainer.global_rank == 0 else None
+        writer = tb_writer(trainer)  # None off rank 0
         if writer is None or not self.records:
             return
         from dlhw.reporting.plots import signal_figure
