@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available() and not a.cpu:
         print("no CUDA device: skipped")
         return 0
-    from dlhw import bench
+    from dlhw.bench import harness as bench
 
     sizes = (600, 200) if a.tiny else (50_000, 10_000)
     epochs = 2 if a.tiny else a.epochs

@@ -33,7 +33,7 @@ def step_timer(net, shape: tuple[int, ...], batch: int, channels_last: bool):
     """A function timing ``steps`` training steps of ``net``; seconds per step."""
     import torch
 
-    from dlhw.speed import apply_speed_options
+    from dlhw.run.speed import apply_speed_options
 
     apply_speed_options(net, channels_last=channels_last)
     x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from hydra.utils import instantiate
 
-    from dlhw import bench
+    from dlhw.bench import harness as bench
 
     torch.set_num_threads(a.threads)
     names = a.cases.split(",")

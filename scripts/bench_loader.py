@@ -56,7 +56,7 @@ def torchvision_loaders(root: Path, dm, workers: int, device: str):
 
 def best_workers(root: Path, dm, device: str, probe_batches: int) -> tuple[int, dict[int, float]]:
     """The num_workers (0 .. cores) whose DataLoader delivers ``probe_batches`` batches fastest."""
-    from dlhw.threads import available_cores
+    from dlhw.run.threads import available_cores
 
     rates = {}
     for w in range(0, available_cores() + 1):
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from hydra.utils import instantiate
 
-    from dlhw import bench
+    from dlhw.bench import harness as bench
 
     if a.device == "cuda" and not torch.cuda.is_available():
         print("no CUDA device: skipped")

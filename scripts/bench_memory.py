@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     peaks = []
     labels = ("first run (unpack/decode/cache unless cached)", "cached run")
     for label in labels[:1] if a.tiny else labels:
-        cmd = [sys.executable, "-m", "dlhw.train", *overrides, f"hydra.run.dir={work}/run-{len(peaks)}"]
+        cmd = [sys.executable, "-m", "dlhw.cli.train", *overrides, f"hydra.run.dir={work}/run-{len(peaks)}"]
         mb, wall, rc, tail = peak_rss_mb(cmd)
         if rc != 0:
             sys.exit(f"dlhw-train failed (exit {rc}): {' '.join(cmd)}\n{tail}")

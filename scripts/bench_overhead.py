@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     import torch
 
-    from dlhw import bench
+    from dlhw.bench import harness as bench
 
     torch.set_num_threads(a.threads)
     n_train, n_test = (600, 200) if a.tiny else (None, None)

@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from dlhw.analysis import build_model
 from dlhw.nn import functional as SF
+from dlhw.theory.counting import build_model
 
 
 def _epoch(model, loss_fn, opt, data) -> float:

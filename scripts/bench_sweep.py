@@ -3,7 +3,7 @@
 
 Both are real ``dlhw-train -m`` multiruns (LeNet on the bundled digits, ``threads`` left at null):
 one after another, each job uses every core; with ``hydra/launcher=joblib hydra.launcher.n_jobs=2``
-each job gets cores // 2 threads (dlhw.threads), so the jobs do not oversubscribe the cores.
+each job gets cores // 2 threads (dlhw.run.threads), so the jobs do not oversubscribe the cores.
 Wall time of the whole sweep, interleaved repeats, median; target ratio parallel/sequential <= 1.0.
 The sequential launcher imports torch and Lightning once, joblib once per worker process, so
 jobs must train long enough (``--epochs``) for the comparison to be about training.
@@ -27,7 +27,7 @@ from pathlib import Path
 def sweep(out: Path, jobs: int, epochs: int, n_jobs: int | None, extra: list[str]) -> tuple[float, list]:
     """Wall seconds of one multirun, and (threads, seconds inside the job) of each job."""
     cmd = [
-        sys.executable, "-m", "dlhw.train", "-m", f"seed={','.join(map(str, range(jobs)))}",
+        sys.executable, "-m", "dlhw.cli.train", "-m", f"seed={','.join(map(str, range(jobs)))}",
         f"trainer.max_epochs={epochs}", "logger=none", "callbacks.progress_bar=null",
         f"hydra.sweep.dir={out}", *extra,
     ]
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=10, help="long enough that training, not start-up, counts")
     p.add_argument("--tiny", action="store_true", help="2 jobs of 1 epoch on 300 samples")
     a = p.parse_args(argv)
-    from dlhw import bench
+    from dlhw.bench import harness as bench
 
     extra = []
     if a.tiny:

@@ -12,6 +12,6 @@ FAST = ["threads=1", "data.max_train_samples=240", "data.batch_size=60", "traine
 
 def train_run(out: Path, overrides: list[str]) -> float | None:
     """Train one tiny run into ``out`` as `dlhw-train` would (results.json, events, checkpoints)."""
-    from dlhw.train import run
+    from dlhw.run.runner import run
 
     return run(compose_config([*FAST, *overrides], out))

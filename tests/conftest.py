@@ -93,7 +93,7 @@ def compose_config(overrides: list[str], output_dir: Path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import dlhw.train  # noqa: F401  (registers the resolvers the configs use)
+    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
 
     with initialize_config_module("dlhw.conf", version_base="1.3"):
         cfg = compose("train", overrides=overrides, return_hydra_config=True)

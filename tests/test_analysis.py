@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from dlhw import analysis as an
+from dlhw.cli.analyze import main as analyze_main
+from dlhw.theory import counting as an
 
 
 def test_conv_output_shape_known_cases():
@@ -123,26 +124,26 @@ def test_path_enumeration_is_exponential():
 
 
 def test_cli_conv(capsys):
-    assert an.main(["conv", "--in", "3", "32", "32", "--kernel", "5", "--filters", "6"]) == 0
+    assert analyze_main(["conv", "--in", "3", "32", "32", "--kernel", "5", "--filters", "6"]) == 0
     out = capsys.readouterr().out
     assert "input 3x32x32 -> output 6x28x28" in out and "parameters: 456" in out
-    assert an.main(["conv", "--in", "6", "28", "28", "--kernel", "2", "--stride", "2"]) == 0
+    assert analyze_main(["conv", "--in", "6", "28", "28", "--kernel", "2", "--stride", "2"]) == 0
     assert "-> output 6x14x14" in capsys.readouterr().out
 
 
 def test_cli_mlp(capsys):
-    assert an.main(["mlp", "--d", "784", "--layers", "3", "--units", "100", "--classes", "10"]) == 0
+    assert analyze_main(["mlp", "--d", "784", "--layers", "3", "--units", "100", "--classes", "10"]) == 0
     out = capsys.readouterr().out
     assert "path enumeration" in out
     assert "189,800" in out and "89,610" in out  # L = 2: backprop mults, params
 
 
 def test_cli_model(capsys):
-    assert an.main(["model", "--model", "lenet", "--in", "3", "32", "32", "--classes", "10"]) == 0
+    assert analyze_main(["model", "--model", "lenet", "--in", "3", "32", "32", "--classes", "10"]) == 0
     out = capsys.readouterr().out
     assert "16x5x5" in out and "parameters: 62,006" in out and "total: 1,602,360" in out
     assert (
-        an.main(
+        analyze_main(
             ["model", "--model", "mlp", "--in", "1", "8", "8", "--hidden", "5", "--impl", "scratch"]
         )
         == 0
@@ -175,7 +176,7 @@ def test_fallback_models_match_project_models():
 )
 def test_cli_bad_input_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as e:
-        an.main(argv)
+        analyze_main(argv)
     assert e.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and "Traceback" not in err

@@ -19,8 +19,8 @@ from dlhw.data.augment import (
     random_affine,
     random_crop,
 )
-from dlhw.init import initialize, preactivation_variances
 from dlhw.models import CNN, VGG, LeNet, ResNetSmall, vgg11, vgg11_small
+from dlhw.nn.init import initialize, preactivation_variances
 
 
 def n_params(net: nn.Module) -> int:
@@ -231,7 +231,7 @@ def test_schedule_values_per_epoch() -> None:
 def test_warmup_state_dict_resumes_the_same_schedule() -> None:
     from functools import partial
 
-    from dlhw.schedules import LinearWarmup
+    from dlhw.optim.schedules import LinearWarmup
 
     def make():
         opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.5)
@@ -256,7 +256,7 @@ def test_warmup_state_dict_resumes_the_same_schedule() -> None:
 
 def test_warmup_refuses_bad_values_and_plateau() -> None:
     from dlhw.errors import UserError
-    from dlhw.schedules import LinearWarmup
+    from dlhw.optim.schedules import LinearWarmup
 
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     with pytest.raises(UserError, match="start_factor"):
@@ -298,7 +298,7 @@ class _RecordingSGD(torch.optim.SGD):
 def test_gradient_clipping_from_the_trainer_config(make_cfg, algorithm: str | None) -> None:
     from functools import partial
 
-    from dlhw.pipeline import build
+    from dlhw.run.build import build
 
     clip = [] if algorithm is None else [
         "trainer.gradient_clip_val=0.01", f"trainer.gradient_clip_algorithm={algorithm}"]

@@ -12,7 +12,7 @@ SKIP_GROUPS = {"hydra", "paths"}  # composed by every case; launchers have tests
 
 
 def group_options() -> list[tuple[str, str]]:
-    """(group, option) for every YAML file below conf/ (nested groups such as variant/lenet too)."""
+    """(group, option) for every YAML file below conf/ (nested groups such as arm/lenet too)."""
     out = []
     for option in sorted(CONF.rglob("*.yaml")):
         group = option.parent.relative_to(CONF).as_posix()
@@ -37,7 +37,7 @@ def test_every_option_composes(group: str, option: str, make_cfg) -> None:
 
 def test_groups_named_by_the_design_exist() -> None:
     wanted = {"data", "model", "init", "loss", "optimizer", "scheduler", "trainer", "logger",
-              "callbacks", "paths", "hydra", "experiment", "debug"}
+              "callbacks", "paths", "hydra", "experiment", "debug", "arm"}
     assert wanted <= {p.name for p in CONF.iterdir() if p.is_dir()}
 
 

@@ -11,17 +11,18 @@ import torch
 from conftest import compose_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dlhw.init import initialize
-from dlhw.lit.hparams import METRICS, flatten_config
+from dlhw.lit.hparams import METRICS
 from dlhw.lit.signal import SignalPropagation
 from dlhw.lit.spikes import LossSpikeDetector
 from dlhw.models import MLP, LeNet
+from dlhw.nn.init import initialize
+from dlhw.run.hparams import flatten_config
 
 
 @pytest.fixture(scope="module")
 def lenet_run(tmp_path_factory) -> tuple[Path, EventAccumulator, dict]:
     """Two epochs of LeNet on 300 digits with every dashboard on; the events read back."""
-    from dlhw.train import run
+    from dlhw.run.runner import run
 
     out = tmp_path_factory.mktemp("dash") / "run"
     cfg = compose_config([
@@ -170,7 +171,7 @@ def test_spike_detector_counts_spikes_without_per_step_sync(tmp_path: Path) -> N
 
 
 def test_per_step_loss_is_opt_in(tmp_path) -> None:
-    from dlhw.train import run
+    from dlhw.run.runner import run
 
     out = tmp_path / "run"
     run(compose_config([
@@ -188,7 +189,7 @@ def test_epoch_metrics_restart_every_epoch(tmp_path) -> None:
     """The metrics logged once per epoch average that epoch only (reset between epochs)."""
     import pytorch_lightning as pl
 
-    from dlhw.pipeline import build
+    from dlhw.run.build import build
 
     p = build(compose_config(["threads=1", "data.max_train_samples=300", "data.batch_size=50",
                               "trainer.max_epochs=3", "callbacks=minimal", "logger=none"], tmp_path / "run"))
@@ -210,7 +211,7 @@ def test_epoch_metrics_restart_every_epoch(tmp_path) -> None:
 def test_plateau_scheduler_sees_the_epoch_metric(tmp_path) -> None:
     """val/loss, logged once at the end of validation, is there when Lightning steps the plateau
     scheduler (Lightning raises when the monitored metric is missing)."""
-    from dlhw.train import run
+    from dlhw.run.runner import run
 
     out = tmp_path / "run"
     run(compose_config(["threads=1", "data.max_train_samples=200", "data.batch_size=50",

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlhw.results import read_results
-from dlhw.train import run, run_safely
+from dlhw.run.results import read_results
+from dlhw.run.runner import run, run_safely
 
 QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "data.max_train_samples=100",
          "data.batch_size=30", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1"]
@@ -139,7 +139,7 @@ def test_unwritable_output_directory(make_cfg, capsys, tmp_path) -> None:
     assert f"Cannot write to the output directory {blocker / 'run'}" in capsys.readouterr().err
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    proc = subprocess.run([sys.executable, "-m", "dlhw.train", f"hydra.run.dir={blocker}/x"],
+    proc = subprocess.run([sys.executable, "-m", "dlhw.cli.train", f"hydra.run.dir={blocker}/x"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [

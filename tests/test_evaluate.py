@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from _helpers_dashboards import train_run
 
+from dlhw.cli.evaluate import main
 from dlhw.errors import UserError
-from dlhw.evaluate import evaluate, main, parse_args
+from dlhw.run.evaluate import evaluate, parse_args
 
 
 @pytest.fixture(scope="module")

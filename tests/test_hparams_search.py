@@ -14,7 +14,7 @@ import pytest
 import yaml
 from hydra.core.utils import JobReturn, JobStatus
 
-from dlhw.search import FailedTrials, TrialFailed
+from dlhw.run.search import FailedTrials, TrialFailed
 
 SEARCHES = ("binary_hidden", "mnist_hidden", "cnn_mnist")
 
@@ -29,7 +29,7 @@ def test_search_config_maximises_validation_accuracy(name: str, make_cfg) -> Non
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
     assert cfg.optimized_metric == "val/acc" and sweeper.storage is None
     assert sweeper.max_failure_rate == 1.0
-    assert cfg.hydra.callbacks.failed_trials._target_ == "dlhw.search.FailedTrials"
+    assert cfg.hydra.callbacks.failed_trials._target_ == "dlhw.run.search.FailedTrials"
     assert all(str(v).startswith("choice(") for v in sweeper.params.values())
     assert {k.split(".")[0] for k in sweeper.params} == {"model"}
 
@@ -54,7 +54,7 @@ def test_search_runs_three_trials_and_survives_a_failure(tmp_path: Path) -> None
     data = tmp_path / "binary.pkl"
     data.write_bytes(pickle.dumps((x, y)))
     sweep = tmp_path / "search"
-    cmd = [sys.executable, "-m", "dlhw.train", "hparams_search=binary_hidden", f"data.path={data}",
+    cmd = [sys.executable, "-m", "dlhw.cli.train", "hparams_search=binary_hidden", f"data.path={data}",
            "hydra.sweeper.n_trials=3", "trainer.max_epochs=2", "threads=1", "callbacks=minimal",
            "logger=none", f"hydra.sweep.dir={sweep}", "seed=0",
            "optimizer.lr=choice(0.1,-1.0)"]  # TPE(seed 0) draws lr=-1 (invalid) for two trials

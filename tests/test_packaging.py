@@ -28,7 +28,7 @@ def test_wheel_ships_every_config_and_composes_from_it(tmp_path: Path) -> None:
         check=True, capture_output=True, timeout=300,
     )
     code = (
-        "import dlhw, dlhw.train\n"
+        "import dlhw, dlhw.cli.train\n"
         "from hydra import compose, initialize_config_module\n"
         "with initialize_config_module('dlhw.conf', version_base='1.3'):\n"
         "    cfg = compose('train', overrides=['model=mlp', 'data=mnist'])\n"

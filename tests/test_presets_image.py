@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlhw.results import read_results
-from dlhw.train import run
+from dlhw.run.results import read_results
+from dlhw.run.runner import run
 
 TINY = [
     "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
@@ -75,7 +75,7 @@ def tiny_data(tmp_path_factory) -> dict[str, list[str]]:
 def compose_with_hydra(overrides: list[str]):
     from hydra import compose, initialize_config_module
 
-    import dlhw.train  # noqa: F401  (resolvers)
+    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
 
     with initialize_config_module("dlhw.conf", version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=True)
@@ -118,7 +118,7 @@ def test_presets_carry_the_catalogue_settings() -> None:
         assert vgg.data.batch_size == 100
     assert compose_with_hydra(["experiment=vgg11_small_cifar10"]).model.plan == "vgg11_small"
     svm = compose_with_hydra(["experiment=svm_binary"])
-    assert svm.loss._target_ == "dlhw.losses.BinaryHinge" and list(svm.model.hidden) == []
+    assert svm.loss._target_ == "dlhw.nn.losses.BinaryHinge" and list(svm.model.hidden) == []
     assert (svm.data.n_train, svm.data.n_val) == (500, 250) and svm.data.standardize
     assert compose_with_hydra(["experiment=softmax_mnist"]).data.val_fraction == 0.1
 
@@ -143,7 +143,7 @@ def test_study_jobs_compose_and_the_first_runs(name: str, tiny_data, make_cfg, t
 @pytest.mark.parametrize("case", ["lenet/augment", "lenet/adam", "lenet/rmsprop", "mnist/cnn_dropout_bn"])
 def test_variants_run(case: str, tiny_data, make_cfg, tmp_path: Path) -> None:
     study, kind = ("lenet_cifar10_extras", "cifar") if case.startswith("lenet") else ("mnist_classifiers", "mnist")
-    cfg = make_cfg([f"experiment={study}", f"+variant={case}", *tiny_data[kind], *TINY])
+    cfg = make_cfg([f"experiment={study}", f"arm={case}", *tiny_data[kind], *TINY])
     if case == "lenet/augment":
         assert cfg.data.augment.crop_padding == 4 and cfg.data.augment.hflip
     elif case != "mnist/cnn_dropout_bn":
@@ -156,7 +156,7 @@ def test_study_is_one_multirun_command(tiny_data, tmp_path: Path) -> None:
     """`dlhw-train -m experiment=lenet_cifar10_bn` runs both jobs, each writing results.json."""
     out = tmp_path / "sweep"
     proc = subprocess.run(
-        [sys.executable, "-m", "dlhw.train", "-m", "experiment=lenet_cifar10_bn", "threads=1",
+        [sys.executable, "-m", "dlhw.cli.train", "-m", "experiment=lenet_cifar10_bn", "threads=1",
          *tiny_data["cifar"], *TINY, f"hydra.sweep.dir={out}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**_env(), "OMP_NUM_THREADS": "1"},
     )

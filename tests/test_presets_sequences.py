@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dlhw.results import read_results
-from dlhw.train import run
+from dlhw.run.results import read_results
+from dlhw.run.runner import run
 
 TINY = [
     "trainer.max_epochs=1",
@@ -76,8 +76,8 @@ def test_catalogue_settings_of_the_presets(make_cfg) -> None:
     assert (s.data.level, s.model.cell, s.model.hidden) == ("moderate", "lstm", 12)
     variants = {tuple(j) for j in sweep_jobs("rnn_rows_mnist_variants")}
     assert len(variants) == 6
-    assert sweep_jobs("temporal_order_spikes") == [["procedure=reference"], ["procedure=clip_cosine"]]
-    ref, fix = (make_cfg(["experiment=temporal_order_spikes", f"procedure={p}"], name=p)
+    assert sweep_jobs("temporal_order_spikes") == [["arm=procedure/reference"], ["arm=procedure/clip_cosine"]]
+    ref, fix = (make_cfg(["experiment=temporal_order_spikes", f"arm=procedure/{p}"], name=p)
                 for p in ("reference", "clip_cosine"))
     assert ref.trainer.gradient_clip_val is None and not ref.scheduler
     assert fix.trainer.gradient_clip_val == 1.0 and "Cosine" in fix.scheduler._target_
@@ -101,7 +101,7 @@ def test_spike_study_records_every_step_loss_and_spikes(make_cfg, tmp_path) -> N
 def test_row_sequence_data_sets_feed_the_rnn(source, make_cfg, tmp_path) -> None:
     from conftest import write_mnist
 
-    from dlhw.pipeline import build
+    from dlhw.run.build import build
 
     root = write_mnist(tmp_path / "data", folder="FashionMNIST" if source.startswith("fashion") else "MNIST")
     extra = [] if source == "digits_rows" else [f"data.root={root}"]

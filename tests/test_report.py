@@ -9,13 +9,13 @@ import pytest
 from _helpers_dashboards import FAST
 from conftest import compose_config
 
-from dlhw.report import main
+from dlhw.cli.report import main
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
     """sweep/{0,1,2}: LeNet seeds 0 and 1, an MLP; sweep/3: a run that failed (bad value)."""
-    from dlhw.train import run, run_safely
+    from dlhw.run.runner import run, run_safely
 
     root = tmp_path_factory.mktemp("sweep")
     for i, extra in enumerate((["model=lenet", "seed=0"], ["model=lenet", "seed=1"],

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlhw.results import read_results
-from dlhw.train import run, run_safely
+from dlhw.run.results import read_results
+from dlhw.run.runner import run, run_safely
 
 # LeNet with dropout (draws from the global RNG) on 400 digits, 12 steps per epoch, 3 epochs.
 RUN = ["trainer.max_epochs=3", "callbacks.progress_bar=null", "data.max_train_samples=400", "model.dropout=0.3",
@@ -116,7 +116,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env.pop("HYDRA_FULL_ERROR", None)
     flags = [a for a in args if a.startswith("-") and not a.startswith("-callbacks")]
     overrides = [a for a in args if a not in flags]
-    proc = subprocess.run([sys.executable, "-m", "dlhw.train", *flags, "threads=1", *overrides],
+    proc = subprocess.run([sys.executable, "-m", "dlhw.cli.train", *flags, "threads=1", *overrides],
                           cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     return proc
 
@@ -125,7 +125,7 @@ def test_resume_argv_reapplies_the_runs_own_overrides(tmp_path: Path) -> None:
     from omegaconf import OmegaConf
 
     from dlhw.errors import UserError
-    from dlhw.resume import resume_argv
+    from dlhw.run.resume import resume_argv
 
     run_dir = tmp_path / "r"
     (run_dir / ".hydra").mkdir(parents=True)
@@ -178,7 +178,7 @@ def test_sweep_resume_skips_completed_jobs_and_a_failing_job_does_not_stop_the_s
 
 
 def test_plain_trainer_fit_leaves_the_signal_handlers_as_it_found_them(make_cfg) -> None:
-    from dlhw.pipeline import build
+    from dlhw.run.build import build
 
     p = build(make_cfg(["trainer.max_epochs=1", "data.max_train_samples=100", "callbacks.progress_bar=null"]))
     p.trainer.fit(p.module, datamodule=p.datamodule)

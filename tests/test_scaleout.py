@@ -11,9 +11,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from dlhw.errors import UserError
-from dlhw.results import read_results
-from dlhw.sweep import ddp_for_sweeps
-from dlhw.train import run
+from dlhw.run.results import read_results
+from dlhw.run.runner import run
+from dlhw.run.sweep import ddp_for_sweeps
 
 TINY = ["threads=1", "trainer.max_epochs=1", "data.max_train_samples=200", "callbacks.progress_bar=null",
         "logger=none"]
@@ -22,7 +22,7 @@ TINY = ["threads=1", "trainer.max_epochs=1", "data.max_train_samples=200", "call
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run([sys.executable, "-m", "dlhw.train", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "dlhw.cli.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=500)
 
 
@@ -89,7 +89,7 @@ def test_slurm_config_makes_a_valid_sbatch_script(make_cfg, tmp_path: Path, monk
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     skip = {"_target_", "submitit_folder", "max_num_timeout"}
     executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items() if k not in skip})
-    script = _make_sbatch_string(command="python -m dlhw.train", folder=str(tmp_path), map_count=100,
+    script = _make_sbatch_string(command="python -m dlhw.cli.train", folder=str(tmp_path), map_count=100,
                                  **executor._executor.parameters)
     for line in ("--gpus-per-node=4", "--ntasks-per-node=4", "--partition=gpu", "--time=240",
                  "--signal=USR2@120", "--array=0-99%64"):

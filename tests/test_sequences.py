@@ -150,7 +150,7 @@ def test_padding_positions_count_in_neither_loss_nor_accuracy() -> None:
     from functools import partial
 
     from dlhw.lit.module import Classifier
-    from dlhw.losses import CrossEntropy
+    from dlhw.nn.losses import CrossEntropy
 
     module = Classifier(torch.nn.Identity(), CrossEntropy(), partial(torch.optim.SGD, lr=0.1))
     y = torch.tensor([[1, 2, PAD, PAD], [0, 1, 2, PAD]])

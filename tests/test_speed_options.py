@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 from dlhw.data.augment import Augment
 from dlhw.data.loader import BatchTransform, TensorLoader, crop_flip
 from dlhw.errors import UserError
-from dlhw.results import read_results
-from dlhw.train import run
+from dlhw.run.results import read_results
+from dlhw.run.runner import run
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "data.max_train_samples=300",
@@ -81,7 +81,7 @@ def test_eval_batches_are_slices_in_order_and_train_batches_are_a_seeded_permuta
 
 # ----------------------------------------------------------------------------- threads
 def test_thread_split_gives_each_parallel_job_its_share_of_the_cores() -> None:
-    from dlhw.threads import job_threads, parallel_jobs
+    from dlhw.run.threads import job_threads, parallel_jobs
 
     assert job_threads(None, cores=2, n_jobs=1) == 2
     assert job_threads(None, cores=2, n_jobs=2) == 1  # two jobs on two cores: one thread each
@@ -100,7 +100,7 @@ def test_joblib_multirun_job_sets_cores_over_n_jobs_threads(monkeypatch) -> None
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    import dlhw.threads as threads
+    import dlhw.run.threads as threads
 
     with initialize_config_module("dlhw.conf", version_base="1.3"):
         cfg = compose("train", overrides=["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
@@ -123,7 +123,7 @@ def test_joblib_multirun_job_sets_cores_over_n_jobs_threads(monkeypatch) -> None
 
 
 def test_prefer_passive_wait_keeps_a_users_choice(monkeypatch) -> None:
-    from dlhw.threads import prefer_passive_wait
+    from dlhw.run.threads import prefer_passive_wait
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     prefer_passive_wait()
@@ -138,7 +138,7 @@ def test_prefer_passive_wait_keeps_a_users_choice(monkeypatch) -> None:
 # ----------------------------------------------------------------------------- options
 def test_channels_last_keeps_outputs_and_trains(make_cfg, tmp_path) -> None:
     from dlhw.models import LeNet
-    from dlhw.speed import apply_speed_options
+    from dlhw.run.speed import apply_speed_options
 
     torch.manual_seed(0)
     plain = LeNet((3, 32, 32), 10)
@@ -160,7 +160,7 @@ def test_bf16_mixed_precision_runs_on_the_cpu(make_cfg, tmp_path) -> None:
 
 
 def test_speed_flags_must_be_booleans(make_cfg) -> None:
-    from dlhw.speed import apply_speed_options
+    from dlhw.run.speed import apply_speed_options
 
     with pytest.raises(UserError, match="channels_last='yes'"):
         apply_speed_options(torch.nn.Linear(2, 2), channels_last="yes")
@@ -169,7 +169,7 @@ def test_speed_flags_must_be_booleans(make_cfg) -> None:
 
 
 def test_compile_without_a_compiler_is_refused_with_the_fix(monkeypatch) -> None:
-    import dlhw.speed as speed
+    import dlhw.run.speed as speed
 
     monkeypatch.setenv("CXX", "no-such-compiler")
     monkeypatch.setattr(speed.shutil, "which", lambda name: None)

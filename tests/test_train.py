@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dlhw.results import read_results
-from dlhw.train import run
+from dlhw.run.results import read_results
+from dlhw.run.runner import run
 
 QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "data.batch_size=64"]
 
@@ -22,7 +22,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     flags = [a for a in args if a.startswith("-")]
     overrides = [a for a in args if not a.startswith("-")]
     return subprocess.run(
-        [sys.executable, "-m", "dlhw.train", *flags, "threads=1", *overrides],
+        [sys.executable, "-m", "dlhw.cli.train", *flags, "threads=1", *overrides],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
     )
 
@@ -106,7 +106,7 @@ def test_run_directories_are_unique_within_one_second(make_cfg) -> None:
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    import dlhw.train  # noqa: F401
+    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
 
     with initialize_config_module("dlhw.conf", version_base="1.3"):
         cfg = compose("train", return_hydra_config=True)

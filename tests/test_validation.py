@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from dlhw.train import run_safely
-from dlhw.validate import config_problems
+from dlhw.run.runner import run_safely
+from dlhw.run.validate import config_problems
 
 
 def fails_with(make_cfg, tmp_path: Path, capsys, overrides: list[str]) -> str:
@@ -103,7 +103,7 @@ def test_unknown_key_keeps_hydras_readable_message(tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "dlhw.train", "optimizer.lrr=0.1", f"hydra.run.dir={tmp_path / 'x'}"],
+        [sys.executable, "-m", "dlhw.cli.train", "optimizer.lrr=0.1", f"hydra.run.dir={tmp_path / 'x'}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 1

@@ -1,6 +1,6 @@
 """Run guards: stop cleanly on SIGINT/SIGTERM, stop on a non-finite loss, make resumes exact.
 
-``RunGuard`` is always among a run's callbacks (dlhw.pipeline adds it). It
+``RunGuard`` is always among a run's callbacks (dlhw.run.build adds it). It
 
 - turns SIGINT and SIGTERM into a clean stop at the next batch boundary: a mid-epoch checkpoint
   ``checkpoints/interrupted.ckpt`` is saved, ``RunInterrupted`` ends ``fit`` (train.run then

@@ -22,7 +22,7 @@ class Classifier(pl.LightningModule):
 
     Args:
         net: the model (a plain nn.Module).
-        loss: a loss module from dlhw.losses.
+        loss: a loss module from dlhw.nn.losses.
         optimizer: partial taking the parameters (Hydra ``_partial_: true``).
         scheduler: partial taking the optimizer, or None.
         scheduler_interval: "epoch" or "step".

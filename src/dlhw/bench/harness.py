@@ -71,7 +71,7 @@ def compose(overrides: list[str], output_dir: Path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import dlhw.train  # noqa: F401  (registers the resolvers the configs use)
+    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
 
     with initialize_config_module("dlhw.conf", version_base="1.3"):
         cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
@@ -92,7 +92,7 @@ def dlhw_epoch_times(cfg) -> list[float]:
     import pytorch_lightning as pl
 
     from dlhw.lit.callbacks import EpochTimer
-    from dlhw.pipeline import build
+    from dlhw.run.build import build
 
     pl.seed_everything(cfg.seed, verbose=False)
     p = build(cfg)
@@ -120,8 +120,8 @@ def plain_epoch_times(
     """
     from hydra.utils import instantiate
 
-    from dlhw.pipeline import build_model
-    from dlhw.speed import apply_speed_options
+    from dlhw.run.build import build_model
+    from dlhw.run.speed import apply_speed_options
 
     torch.manual_seed(cfg.seed)
     dm = instantiate(cfg.data)
@@ -206,7 +206,7 @@ def machine() -> str:
     import os
     import platform
 
-    from dlhw.threads import available_cores
+    from dlhw.run.threads import available_cores
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""

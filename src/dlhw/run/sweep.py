@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, open_dict
 
 from dlhw.errors import UserError
-from dlhw.results import read_results
+from dlhw.run.results import read_results
 
 log = logging.getLogger("dlhw")
 
@@ -32,7 +32,7 @@ class DlhwCallback(Callback):
     """Refuses an unwritable output directory before Hydra writes to it; summarises a sweep."""
 
     def _check_dir(self, path: str) -> None:
-        from dlhw.validate import check_output_dir
+        from dlhw.run.validate import check_output_dir
 
         try:
             check_output_dir(path)

@@ -9,9 +9,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from dlhw.lit.guards import RunGuard
+from dlhw.lit.hparams import HParams
 from dlhw.lit.module import Classifier
-from dlhw.speed import apply_speed_options
-from dlhw.validate import check_data
+from dlhw.run.hparams import flatten_config
+from dlhw.run.speed import apply_speed_options
+from dlhw.run.validate import check_data
 
 
 @dataclass
@@ -58,6 +60,9 @@ def build(cfg: DictConfig) -> Pipeline:
         **module_cfg,
     )
     callbacks = instantiate_dict(cfg.get("callbacks"))
+    for cb in callbacks:
+        if isinstance(cb, HParams):
+            cb.params = flatten_config(cfg)
     has_val = getattr(datamodule, "val_idx", None) is None or datamodule.val_idx.numel() > 0
     if not has_val:  # nothing to monitor: keep only the last checkpoint
         for cb in callbacks:

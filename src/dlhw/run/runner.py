@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from dlhw.errors import UserError
-from dlhw.results import read_results, write_results
+from dlhw.run.results import read_results, write_results
 
 if TYPE_CHECKING:
     from dlhw.lit.guards import RunStopped
@@ -52,13 +52,13 @@ def run(cfg: DictConfig) -> float | None:
     """Train and test one configuration; return the metric a sweeper optimises."""
     import pytorch_lightning as pl
 
-    from dlhw.config_tree import print_config
     from dlhw.lit.guards import RunGuard
-    from dlhw.pipeline import build
-    from dlhw.resume import check_checkpoint, plan_resume
-    from dlhw.sweep import ddp_for_sweeps
-    from dlhw.threads import configure_threads
-    from dlhw.validate import check_output_dir, validate
+    from dlhw.run.build import build
+    from dlhw.run.config_tree import print_config
+    from dlhw.run.resume import check_checkpoint, plan_resume
+    from dlhw.run.sweep import ddp_for_sweeps
+    from dlhw.run.threads import configure_threads
+    from dlhw.run.validate import check_output_dir, validate
 
     quiet_libraries()
     validate(cfg)  # before any data is loaded or model built

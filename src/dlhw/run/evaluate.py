@@ -9,14 +9,13 @@ finds the run directory from the checkpoint (FILE's folder's parent).
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlhw.errors import UserError
-from dlhw.results import read_results
+from dlhw.run.results import read_results
 
 EVAL_FILE = "eval.json"
 GROUPS = ("data", "model", "init", "loss", "optimizer", "scheduler", "trainer", "logger", "callbacks")
@@ -78,7 +77,7 @@ def _compose(run_dir: Path, overrides: list[str]) -> DictConfig:
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    import dlhw.train  # noqa: F401  (registers the resolvers)
+    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
 
     try:
         original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
@@ -124,8 +123,8 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), ckpt_path: str | No
     import pytorch_lightning as pl
     import torch
 
-    from dlhw.pipeline import build
-    from dlhw.threads import configure_threads
+    from dlhw.run.build import build
+    from dlhw.run.threads import configure_threads
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir, list(overrides))
@@ -168,29 +167,3 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), ckpt_path: str | No
     }
     (run_dir / EVAL_FILE).write_text(json.dumps(out, indent=2))
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point of ``dlhw-eval``."""
-    argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__)
-        return
-    from dlhw.runner import find_user_error
-
-    try:
-        run_dir, overrides, ckpt = parse_args(argv)
-        out = evaluate(run_dir, overrides, ckpt)
-    except Exception as exc:
-        user_error = find_user_error(exc)
-        if user_error is None:
-            raise
-        print(f"dlhw: error: {user_error}", file=sys.stderr)
-        raise SystemExit(2) from None
-    acc, loss = out["test_acc"], out["test_loss"]
-    print(f"Test accuracy: {acc * 100:.2f}%  test loss: {loss:.4f}  ({out['checkpoint']})")
-    print(f"Saved: {run_dir / EVAL_FILE}")
-
-
-if __name__ == "__main__":
-    main()

@@ -13,10 +13,8 @@ Conventions (multiplications per training iteration for ONE sample):
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,7 +32,6 @@ __all__ = [
     "mlp_backprop_multiplications",
     "path_enumeration_multiplications",
     "path_enumeration_multiplications_bruteforce",
-    "main",
 ]
 
 
@@ -178,7 +175,7 @@ def count_multiplications(model: nn.Module, in_shape: Sequence[int]) -> Multipli
 # ----------------------------------------------------------------------------- MLP closed forms
 
 
-def _check_mlp(d: int, L: int, n: int, c: int) -> None:
+def check_mlp(d: int, L: int, n: int, c: int) -> None:
     if d < 1 or n < 1 or c < 1 or L < 0:
         raise ValueError(f"need d, n, c >= 1 and L >= 0, got d={d}, L={L}, n={n}, c={c}")
 
@@ -189,14 +186,14 @@ def _widths(d: int, L: int, n: int, c: int) -> list[int]:
 
 def mlp_param_count(d: int, L: int, n: int, c: int) -> int:
     """Weights and biases of an MLP: d inputs, L hidden layers of n units, c outputs."""
-    _check_mlp(d, L, n, c)
+    check_mlp(d, L, n, c)
     ws = _widths(d, L, n, c)
     return sum(a * b + b for a, b in itertools.pairwise(ws))
 
 
 def mlp_forward_multiplications(d: int, L: int, n: int, c: int) -> int:
     """Forward multiplications per sample: d n + (L - 1) n^2 + n c (d c when L = 0)."""
-    _check_mlp(d, L, n, c)
+    check_mlp(d, L, n, c)
     return sum(a * b for a, b in itertools.pairwise(_widths(d, L, n, c)))
 
 
@@ -226,7 +223,7 @@ def path_enumeration_multiplications(d: int, L: int, n: int, c: int) -> int:
 
 def path_enumeration_multiplications_bruteforce(d: int, L: int, n: int, c: int) -> int:
     """The same count obtained by listing every edge and every path explicitly (tiny nets only)."""
-    _check_mlp(d, L, n, c)
+    check_mlp(d, L, n, c)
     ws = _widths(d, L, n, c)
     forward = sum(
         1 for a, b in itertools.pairwise(ws) for _ in itertools.product(range(a), range(b))
@@ -245,7 +242,7 @@ def path_enumeration_multiplications_bruteforce(d: int, L: int, n: int, c: int) 
 # ----------------------------------------------------------------------------- CLI
 
 
-def _big(v: int) -> str:
+def format_count(v: int) -> str:
     """Thousands separators, or scientific notation for huge integers (no float overflow)."""
     if v < 10**15:
         return f"{v:,}"
@@ -301,112 +298,3 @@ def build_model(
     if name == "lenet":
         return LeNet(tuple(in_shape), classes, impl=impl), "dlhw.models.LeNet"
     return MLP(tuple(in_shape), classes, hidden=tuple(hidden), impl=impl), "dlhw.models.MLP"
-
-
-def _cmd_conv(a: argparse.Namespace) -> None:
-    c, h, w = a.in_shape
-    out = conv_output_shape(c, h, w, a.kernel, a.padding, a.stride, a.dilation, a.filters)
-    kind = f"conv {a.filters} filters" if a.filters else "pooling"
-    print(
-        f"{kind}: kernel {a.kernel}, padding {a.padding}, stride {a.stride}, dilation {a.dilation}"
-    )
-    print(
-        f"H_out = floor(({h} + 2*{a.padding} - {a.dilation}*({a.kernel}-1) - 1) / {a.stride}) + 1 = {out[1]}"
-    )
-    print(
-        f"W_out = floor(({w} + 2*{a.padding} - {a.dilation}*({a.kernel}-1) - 1) / {a.stride}) + 1 = {out[2]}"
-    )
-    print(f"input {c}x{h}x{w} -> output {out[0]}x{out[1]}x{out[2]}")
-    if a.filters:
-        params = a.filters * (c * a.kernel * a.kernel + 1)
-        mults = math.prod(out) * c * a.kernel * a.kernel
-        print(
-            f"parameters: {_big(params)} (weights {a.filters}x{c}x{a.kernel}x{a.kernel} + {a.filters} biases)"
-        )
-        print(f"forward multiplications per sample: {_big(mults)}")
-
-
-def _cmd_mlp(a: argparse.Namespace) -> None:
-    _check_mlp(a.d, a.layers, a.units, a.classes)
-    print(f"MLP: d={a.d} inputs, n={a.units} units per hidden layer, c={a.classes} classes")
-    print("multiplications per sample and training iteration (forward + backward)")
-    head = f"{'L':>3} {'params':>16} {'backprop':>16} {'path enumeration':>20} {'ratio':>12}"
-    print(head)
-    print("-" * len(head))
-    for L in range(1, a.layers + 1):
-        bp = mlp_backprop_multiplications(a.d, L, a.units, a.classes)
-        pe = path_enumeration_multiplications(a.d, L, a.units, a.classes)
-        ratio = _big(pe // bp) + "x"
-        print(
-            f"{L:>3} {_big(mlp_param_count(a.d, L, a.units, a.classes)):>16} {_big(bp):>16} "
-            f"{_big(pe):>20} {ratio:>12}"
-        )
-
-
-def _cmd_model(a: argparse.Namespace) -> None:
-    model, source = build_model(a.model, a.in_shape, a.classes, a.hidden, a.impl)
-    print(f"model: {a.model} ({source}, impl={a.impl}), input {'x'.join(map(str, a.in_shape))}")
-    print(f"{'layer':<24} {'type':<14} output shape")
-    for name, kind, shape in shape_trace(model, a.in_shape):
-        print(f"{name:<24} {kind:<14} {'x'.join(map(str, shape))}")
-    mc = count_multiplications(model, a.in_shape)
-    print(f"parameters: {_big(count_params(model))}")
-    print(
-        "multiplications per sample (Linear/Conv2d; backward = weight grad + input grad if needed):"
-    )
-    for name, kind, fwd, bwd in mc.layers:
-        print(f"  {name:<22} {kind:<8} forward {_big(fwd):>12}  backward {_big(bwd):>12}")
-    print(f"forward: {_big(mc.forward)}  backward: {_big(mc.backward)}  total: {_big(mc.total)}")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``dlhw-analyze {conv,mlp,model}``: shapes, parameter and multiplication counts."""
-    parser = argparse.ArgumentParser(prog="dlhw-analyze", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-
-    p = sub.add_parser("conv", help="output shape of one convolution / pooling layer")
-    p.add_argument(
-        "--in", dest="in_shape", type=int, nargs=3, required=True, metavar=("C", "H", "W")
-    )
-    p.add_argument("--kernel", type=int, required=True)
-    p.add_argument("--padding", type=int, default=0)
-    p.add_argument("--stride", type=int, default=1)
-    p.add_argument("--dilation", type=int, default=1)
-    p.add_argument("--filters", type=int, default=None, help="number of kernels (omit for pooling)")
-    p.set_defaults(run=_cmd_conv, parser=p)
-
-    p = sub.add_parser("mlp", help="MLP parameters, backprop vs path-enumeration multiplications")
-    p.add_argument("--d", type=int, required=True, help="input dimension")
-    p.add_argument("--layers", type=int, required=True, help="hidden layers L (table for 1..L)")
-    p.add_argument("--units", type=int, required=True, help="units per hidden layer n")
-    p.add_argument("--classes", type=int, required=True, help="outputs c")
-    p.set_defaults(run=_cmd_mlp, parser=p)
-
-    p = sub.add_parser("model", help="shape trace, parameters and multiplications of a model")
-    p.add_argument("--model", choices=("lenet", "mlp"), required=True)
-    p.add_argument("--in", dest="in_shape", type=int, nargs="+", required=True, metavar="DIM")
-    p.add_argument("--classes", type=int, default=10)
-    p.add_argument("--hidden", type=int, nargs="*", default=[], help="MLP hidden widths")
-    p.add_argument("--impl", choices=("torch", "scratch"), default="torch")
-    p.set_defaults(run=_cmd_model, parser=p)
-
-    args = parser.parse_args(argv)
-    try:
-        if args.cmd == "model":
-            if (
-                any(s < 1 for s in args.in_shape)
-                or args.classes < 1
-                or any(u < 1 for u in args.hidden)
-            ):
-                raise ValueError("sizes, classes and hidden widths must be positive")
-            if args.model == "lenet" and len(args.in_shape) != 3:
-                raise ValueError("lenet needs --in C H W")
-        args.run(args)
-    except (ValueError, RuntimeError) as e:  # bad sizes: one clear message, exit 2, no traceback
-        print(f"{args.parser.prog}: error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

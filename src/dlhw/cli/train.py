@@ -1,24 +1,17 @@
-"""``dlhw-train``: compose the config with Hydra and hand it to ``dlhw.runner.run_safely``."""
+"""``dlhw-train``: compose the config with Hydra and hand it to ``dlhw.run.runner.run_safely``."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
 from dlhw.errors import UserError
-from dlhw.runner import run, run_safely  # noqa: F401  (the public API of one run)
+from dlhw.run.runner import run_safely
 
 CONFIG_PATH = "pkg://dlhw.conf"
-
-if not OmegaConf.has_resolver("dlhw_pid"):
-    OmegaConf.register_new_resolver("dlhw_pid", lambda: str(os.getpid()))
-if not OmegaConf.has_resolver("dlhw_gpus"):  # GPUs (or tasks) per job in the submitit launchers
-    from dlhw.sweep import gpus_per_job
-
-    OmegaConf.register_new_resolver("dlhw_gpus", gpus_per_job)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")
@@ -28,10 +21,10 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point of ``dlhw-train`` (``resume=RUN_DIR`` becomes that run's own command)."""
-    from dlhw.threads import prefer_passive_wait
+    from dlhw.run.threads import prefer_passive_wait
 
     prefer_passive_wait()  # before torch loads: waiting OpenMP threads sleep instead of spinning
-    from dlhw.resume import resume_argv
+    from dlhw.run.resume import resume_argv
 
     try:
         sys.argv[1:] = resume_argv(sys.argv[1:])

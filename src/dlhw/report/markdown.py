@@ -3,17 +3,15 @@ folder of them, from each run's results.json and TensorBoard events."""
 
 from __future__ import annotations
 
-import argparse
 import html
 import logging
 import statistics
-import sys
 from collections import OrderedDict
 from pathlib import Path
 
 from dlhw.errors import UserError
-from dlhw.reporting import plots
-from dlhw.reporting.runs import Run, differing_keys, find_runs, first_conv_weight
+from dlhw.report import plots
+from dlhw.report.runs import Run, differing_keys, find_runs, first_conv_weight
 
 log = logging.getLogger("dlhw")
 FILES = "report_files"
@@ -271,26 +269,3 @@ def to_html(markdown_text: str, title: str) -> str:
 def build_report(path: str | Path, out_dir: str | Path | None = None, title: str | None = None) -> Path:
     """Write report.md, report.html and report_files/*.png for the runs under ``path``."""
     return Report(Path(path), Path(out_dir) if out_dir else None, title).write()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point of ``dlhw-report``."""
-    parser = argparse.ArgumentParser(
-        prog="dlhw-report",
-        description="Tables and plots (Markdown + HTML + PNG) for a run directory, a sweep directory "
-                    "or a folder of them.")
-    parser.add_argument("path", help="run directory, sweep directory or a folder of them")
-    parser.add_argument("--out", help="where to write report.md (default: PATH)")
-    parser.add_argument("--title", help="report title")
-    args = parser.parse_args(argv)
-    logging.getLogger("tensorboard").setLevel(logging.ERROR)
-    try:
-        path = build_report(args.path, args.out, args.title)
-    except UserError as exc:
-        print(f"dlhw: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    print(f"Report: {path}\nHTML:   {path.with_suffix('.html')}")
-
-
-if __name__ == "__main__":
-    main()

@@ -203,7 +203,7 @@ RULES: list[tuple[str, Check]] = [
     # loss, init
     ("loss.label_smoothing", fraction),
     ("loss.margin", number_above(0)),
-    ("init.scheme", _lazy_choice("dlhw.init.SCHEMES")),
+    ("init.scheme", _lazy_choice("dlhw.nn.init.SCHEMES")),
     ("init.std", number_above(0)),
     ("init.gain", number_above(0)),
     # trainer

@@ -1,6 +1,6 @@
 """Hyperparameter search support: failed jobs become failed Optuna trials instead of ending the search.
 
-A job of a sweep that fails returns nan (see ``dlhw.runner.run_safely``). The Optuna sweeper of
+A job of a sweep that fails returns nan (see ``dlhw.run.runner.run_safely``). The Optuna sweeper of
 hydra-optuna-sweeper (optuna < 3) cannot record nan: ``study.tell`` rejects the value and the
 sweeper's own error path then crashes the whole search. ``FailedTrials`` is a Hydra callback
 (``hydra.callbacks`` in conf/hparams_search/*.yaml) that marks such a job as failed, so the

@@ -1,0 +1,1 @@
+"""The report: collect run directories, draw plots, write Markdown and HTML."""

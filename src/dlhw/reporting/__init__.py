@@ -1,1 +1,0 @@
-"""Report building blocks: figures (plots) and run discovery / reading (runs)."""

@@ -1,0 +1,54 @@
+"""The settings of a run as TensorBoard's HPARAMS tab shows them: a flat, readable dict."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+# Sections that describe where and how a run executes, not what it computes.
+SKIP_SECTIONS = {"hydra", "paths", "callbacks", "logger", "model_checkpoint", "task_name",
+                 "ckpt_path", "threads", "optimized_metric", "experiment_name", "overrides"}
+SKIP_KEYS = {"_partial_", "_recursive_", "_convert_", "root", "path", "archive", "num_workers",
+             "eval_batch_size", "download", "default_root_dir", "cache_dir"}
+TRAINER_KEYS = {"max_epochs", "max_steps", "precision", "gradient_clip_val", "gradient_clip_algorithm",
+                "accumulate_grad_batches", "accelerator", "devices", "num_nodes", "strategy"}
+
+
+def _value(v: Any) -> Any:
+    if v is None:
+        return "null"
+    if isinstance(v, (bool, int, float, str)):
+        return v
+    return str(v)
+
+
+def flatten_config(cfg: DictConfig | dict) -> dict[str, Any]:
+    """Dotted key -> value of the settings that define a run.
+
+    A ``_target_`` becomes its class name under the section's key (``optimizer: Adam``); run
+    plumbing (paths, callbacks, logger, hydra) and file locations are left out; lists become text.
+    """
+    if isinstance(cfg, DictConfig):
+        cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                k = str(k)
+                if k in SKIP_KEYS or (not prefix and k in SKIP_SECTIONS):
+                    continue
+                if prefix == "trainer" and k not in TRAINER_KEYS:
+                    continue
+                if k == "_target_":
+                    flat[prefix or "target"] = str(v).rsplit(".", 1)[-1]
+                else:
+                    walk(v, f"{prefix}.{k}" if prefix else k)
+        elif isinstance(node, (list, ListConfig)):
+            flat[prefix] = str(list(node))
+        else:
+            flat[prefix] = _value(node)
+
+    walk(cfg, "")
+    return flat

@@ -1,0 +1,1 @@
+"""Theory tools as library code: the automatic-differentiation engine and counting helpers."""
