@@ -11,7 +11,7 @@ from dlhw.theory.autodiff import catalogue_e, format_matrix, jacobians_close, to
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Differentiate the CATALOGUE E example in both modes, print the traces and check vs torch."""
+    """Differentiate the autodiff example in both modes, print the traces and check vs torch."""
     parser = argparse.ArgumentParser(
         prog="dlhw-autodiff",
         description="Forward- and reverse-mode autodiff of y1 = exp(2 x2) + x1 sin(3 x2^2), "

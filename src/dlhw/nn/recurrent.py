@@ -1,4 +1,4 @@
-"""Recurrent networks with backpropagation through time written out by hand (CATALOGUE G).
+"""Recurrent networks with backpropagation through time written out by hand (scratch_rnn_cells).
 
 - ``rnn_tanh_sequence_loss``: vanilla tanh RNN with a softmax read-out and its sequence loss.
 - ``gated_rnn``: the gated cell c_t = sigmoid(W_c x_t + W_h h_{t-1}),

@@ -1,4 +1,4 @@
-"""A tiny automatic-differentiation engine over scalar elementary operations (CATALOGUE E).
+"""A tiny automatic-differentiation engine over scalar elementary operations (autodiff).
 
 ``trace(f, n)`` runs a Python function of n scalars on ``Node`` objects (operator overloading), which
 records its computational graph instead of computing numbers. ``Graph.forward`` then evaluates it
@@ -9,7 +9,7 @@ can print a readable trace of every intermediate step.
 The elementary functions (``sin``, ``exp``, ``sigmoid``, ...) also accept floats and torch tensors,
 so one definition of f serves the engine, plain math and ``torch.autograd`` alike.
 
-CLI: ``dlhw-autodiff [--x 2 1] [--dot FILE|-]`` differentiates the CATALOGUE E example
+CLI: ``dlhw-autodiff [--x 2 1] [--dot FILE|-]`` differentiates the autodiff example
 y1 = exp(2 x2) + x1 sin(3 x2^2), y2 = x1 x2 + sigmoid(x2) and checks both modes against torch.
 """
 
@@ -314,7 +314,7 @@ def trace(
 
 
 def catalogue_e(x1, x2):
-    """CATALOGUE E: y1 = exp(2 x2) + x1 sin(3 x2^2), y2 = x1 x2 + sigmoid(x2)."""
+    """The autodiff example: y1 = exp(2 x2) + x1 sin(3 x2^2), y2 = x1 x2 + sigmoid(x2)."""
     return exp(2 * x2) + x1 * sin(3 * x2**2), x1 * x2 + sigmoid(x2)
 
 

@@ -1,4 +1,4 @@
-"""Counting by hand: output shapes, parameters and multiplications of networks (CATALOGUE B/D).
+"""Counting by hand: output shapes, parameters and multiplications of networks (theory).
 
 Conventions (multiplications per training iteration for ONE sample):
 
