@@ -15,6 +15,7 @@ import yaml
 from hydra.core.utils import JobReturn, JobStatus
 
 from dlhw.run.search import FailedTrials, TrialFailed
+from dlhw.run.sweep import job_dirs
 
 SEARCHES = ("binary_hidden", "mnist_hidden", "cnn_mnist")
 
@@ -61,7 +62,7 @@ def test_search_runs_three_trials_and_survives_a_failure(tmp_path: Path) -> None
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [json.loads((sweep / str(i) / "results.json").read_text()) for i in range(3)]
+    results = [json.loads((job / "results.json").read_text()) for job in job_dirs(sweep)[:3]]
     assert sorted(r["status"] for r in results) == ["completed", "failed", "failed"]
     best = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     done = next(r for r in results if r["status"] == "completed")

@@ -30,7 +30,7 @@ def test_report_table_and_plots(sweep: Path, capsys) -> None:
     main([str(sweep)])
     assert "report.md" in capsys.readouterr().out
     md = (sweep / "report.md").read_text()
-    rows = [line for line in md.splitlines() if re.match(r"\| \d \|", line)]
+    rows = [line for line in md[md.index("## Runs"):].splitlines() if re.match(r"\| \d \|", line)]
     assert len(rows) == 4  # one row per run, the failed one included
     # columns: the overrides that differ (data.val_fraction: only the failed run sets it)
     assert rows[0].startswith("| 0 | — | lenet | 0 |") and "completed" in rows[0]
@@ -39,7 +39,8 @@ def test_report_table_and_plots(sweep: Path, capsys) -> None:
     for column in ("data.val_fraction", "model", "seed", "test acc", "test loss", "best val acc", "epochs", "wall time",
                    "params", "status"):
         assert f"| {column} |" in header
-    assert "## Mean and spread over seeds" in md and "| model=lenet | 2/2 |" in md
+    assert "## Configurations: mean and spread over seeds" in md and "| model=lenet | 2/2 |" in md
+    assert "## Headline" in md and md.index("## Headline") < md.index("## Runs")
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     for name in ("train_loss.png", "val_acc.png", "test_acc.png", "signal_init.png",
                  "filters_000.png", "filters_001.png"):

@@ -166,15 +166,17 @@ def test_sweep_resume_skips_completed_jobs_and_a_failing_job_does_not_stop_the_s
     proc = cli("-m", *quick, "+callbacks.fault._target_=_helpers_robust.NaNLossAt",
                "+callbacks.fault.step=2,1000", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert read_results(sweep / "0")["status"] == "diverged"
-    assert read_results(sweep / "1")["status"] == "completed"  # ran after job 0 failed
-    assert "2 jobs, 1 completed, 1 diverged" in proc.stdout and "job 0 diverged" in proc.stdout
-    stamp = (sweep / "1" / "results.json").stat().st_mtime_ns
-    (sweep / "0" / "results.json").unlink()  # as if job 0 had never finished
+    job0, job1 = sweep / "0_callbacks.fault.step=2", sweep / "1_callbacks.fault.step=1000"
+    assert read_results(job0)["status"] == "diverged"
+    assert read_results(job1)["status"] == "completed"  # ran after job 0 failed
+    assert "2 jobs, 1 completed, 1 diverged" in proc.stdout and f"job {job0.name} diverged" in proc.stdout
+    stamp = (job1 / "results.json").stat().st_mtime_ns
+    (job0 / "results.json").unlink()  # as if job 0 had never finished
     proc = cli("-m", f"resume={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (sweep / "1" / "results.json").stat().st_mtime_ns == stamp  # completed job skipped
-    assert read_results(sweep / "0")["status"] == "diverged"  # job 0 ran again (and diverged again)
+    assert sorted(p.name for p in sweep.iterdir() if p.name[0].isdigit()) == [job0.name, job1.name]
+    assert (job1 / "results.json").stat().st_mtime_ns == stamp  # completed job skipped, same name
+    assert read_results(job0)["status"] == "diverged"  # job 0 ran again (and diverged again)
 
 
 def test_plain_trainer_fit_leaves_the_signal_handlers_as_it_found_them(make_cfg) -> None:

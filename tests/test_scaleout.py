@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from dlhw.errors import UserError
 from dlhw.run.results import read_results
 from dlhw.run.runner import run
-from dlhw.run.sweep import ddp_for_sweeps
+from dlhw.run.sweep import ddp_for_sweeps, job_dirs
 
 TINY = ["threads=1", "trainer.max_epochs=1", "data.max_train_samples=200", "callbacks.progress_bar=null",
         "logger=none"]
@@ -32,7 +32,7 @@ def test_joblib_runs_jobs_in_parallel_processes_with_dataloader_workers(tmp_path
                "data.num_workers=1", "seed=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
-    results = [read_results(sweep / str(i)) for i in (0, 1)]
+    results = [read_results(job) for job in job_dirs(sweep)]
     assert [r["status"] for r in results] == ["completed", "completed"], results
     assert results[0]["final_train_loss"] != results[1]["final_train_loss"]  # seeds 0 and 1 both ran
     assert "2 jobs, 2 completed" in proc.stdout + proc.stderr
@@ -42,7 +42,7 @@ def test_slurm_local_runs_a_sweep_through_submitit(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     proc = cli("-m", "hydra/launcher=slurm_local", *TINY, "seed=3", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert read_results(sweep / "0")["status"] == "completed"
+    assert read_results(job_dirs(sweep)[0])["status"] == "completed"
     logs = list((sweep / ".submitit").glob("*/*_log.out"))
     assert logs, "submitit wrote no job log"
 
@@ -122,7 +122,7 @@ def test_ddp_cpu_in_a_sweep_matches_one_process(make_cfg, tmp_path: Path) -> Non
                f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "this sweep uses ddp_spawn" in proc.stdout + proc.stderr
-    ddp = read_results(sweep / "0")
+    ddp = read_results(job_dirs(sweep)[0])
     assert ddp["status"] == "completed"
     assert ddp["epochs"] == single["epochs"] == 3 and ddp["global_steps"] == single["global_steps"]
     assert abs(ddp["test_acc"] - single["test_acc"]) < 0.08, (ddp["test_acc"], single["test_acc"])

@@ -92,8 +92,12 @@ def test_multirun_makes_one_directory_per_job(tmp_path: Path) -> None:
     proc = cli("-m", "optimizer.lr=0.01,0.001", "model=lenet,mlp", *QUICK,
                "data.max_train_samples=300", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
-    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    jobs = sorted((p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit()),
+                  key=lambda p: int(p.name.split("_")[0]))
+    assert [p.name.split("_")[0] for p in jobs] == ["0", "1", "2", "3"]
+    # named by what the sweep varies, the shared overrides (trainer, data, threads) left out
+    assert {p.name.split("_", 1)[1] for p in jobs} == {
+        f"model={m},optimizer.lr={lr}" for m in ("lenet", "mlp") for lr in ("0.01", "0.001")}
     overrides = set()
     for job in jobs:
         res = read_results(job)

@@ -11,13 +11,35 @@ from dlhw.lit.tb import tb_writer
 METRICS = ("hparams/best_val_acc", "hparams/final_val_acc", "hparams/test_acc", "hparams/test_loss")
 
 
+def hparams_summaries(params: dict[str, Any]) -> tuple:
+    """The three HPARAMS summaries (experiment, session start, session end) of ``params``, with
+    booleans typed as booleans (torch's writer stores a bool as the number 0.0 or 1.0)."""
+    from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+    from torch.utils.tensorboard.summary import hparams
+
+    exp, ssi, sei = hparams(params, {m: 0.0 for m in METRICS})
+    flags = {k: v for k, v in params.items() if isinstance(v, bool)}
+    for summary in (exp, ssi) if flags else ():
+        value = summary.value[0]
+        data = plugin_data_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+        for info in data.experiment.hparam_infos:
+            if info.name in flags:
+                info.type = api_pb2.DATA_TYPE_BOOL
+        for key, flag in flags.items():
+            if key in data.session_start_info.hparams:
+                data.session_start_info.hparams[key].bool_value = flag
+        value.metadata.plugin_data.content = data.SerializeToString()
+    return exp, ssi, sei
+
+
 class HParams(pl.Callback):
     """Writes the run's flattened config to the HPARAMS tab with real metric columns.
 
     At fit start the hyperparameters and the metric names (``hparams/best_val_acc``,
     ``hparams/final_val_acc``, ``hparams/test_acc``, ``hparams/test_loss``) are declared; the values
     are logged when fitting ends (validation) and when testing ends (test), so a sweep can be
-    sorted by them in TensorBoard. A run that crashes still shows its hyperparameters.
+    sorted by them in TensorBoard. A run that crashes still shows its hyperparameters. The keys
+    a sweep varies come first.
 
     The settings come from whoever builds the run (``dlhw.run.build`` sets ``params`` from the
     config); a callback without them writes nothing.
@@ -30,11 +52,8 @@ class HParams(pl.Callback):
         writer = tb_writer(trainer)
         if writer is None or not self.params:
             return
-        from torch.utils.tensorboard.summary import hparams
-
-        exp, ssi, sei = hparams(self.params, {m: 0.0 for m in METRICS})
         file_writer = writer._get_file_writer()
-        for summary in (exp, ssi, sei):
+        for summary in hparams_summaries(self.params):
             file_writer.add_summary(summary)
 
     def on_fit_end(self, trainer, pl_module) -> None:

@@ -7,6 +7,7 @@ import html
 import logging
 import statistics
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 
 from dlhw.errors import UserError
@@ -47,6 +48,59 @@ def _mean_sd(values: list[float], pct: bool) -> str:
     return f"{m:.4f} ± {sd:.4f} ({lo:.4f}–{hi:.4f})"
 
 
+def _reason(run: Run) -> str:
+    """A run's status and the first line of its error (``failed: UserError: ...``)."""
+    error = str(run.results.get("error") or "").strip().splitlines()
+    return f"{run.status}: {error[0][:120]}" if error else run.status
+
+
+@dataclass
+class Summary:
+    """Mean, standard deviation and count of one metric over the completed runs of a configuration."""
+
+    values: list[float]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def sd(self) -> float | None:
+        if not self.values:
+            return None
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    def pct(self) -> str:
+        if not self.values:
+            return "—"
+        return f"{self.mean * 100:.2f} ± {self.sd * 100:.2f}%" if self.n > 1 else f"{self.mean * 100:.2f}%"
+
+
+def summarize(runs: list[Run], key: str) -> Summary:
+    """``key`` of results.json over the completed runs (numbers only)."""
+    return Summary([r.results[key] for r in runs
+                    if r.completed and isinstance(r.results.get(key), (int, float))])
+
+
+def mean_curve(runs: list[Run], tag: str) -> tuple[list[float], list[float], list[float] | None]:
+    """(epochs, mean, sd) of an epoch scalar over runs, cut to the epochs that every run has;
+    sd is None for a single run."""
+    series = [r.epoch_series(tag) for r in runs]
+    series = [s for s in series if s[1]]
+    if not series:
+        return [], [], None
+    length = min(len(ys) for _, ys in series)
+    xs = list(series[0][0][:length])
+    columns = [[ys[i] for _, ys in series] for i in range(length)]
+    mean = [statistics.fmean(c) for c in columns]
+    sd = [statistics.stdev(c) for c in columns] if len(series) > 1 else None
+    return xs, mean, sd
+
+
 class Report:
     """Collects runs under a root and writes report.md, report.html and PNGs in report_files/."""
 
@@ -67,10 +121,10 @@ class Report:
 
     # ------------------------------------------------------------------ labels and groups
     def label(self, run: Run, keys: list[str] | None = None) -> str:
-        """The run's values of the differing overrides (keys it does not set are left out)."""
+        """The run's values of the differing overrides, as its sweep directory names them."""
         keys = self.keys if keys is None else keys
         parts = [f"{k}={run.overrides[k]}" for k in keys if k in run.overrides]
-        return ", ".join(parts) if parts else self.rel(run)
+        return ",".join(parts) if parts else self.rel(run)
 
     def rel(self, run: Run) -> str:
         root, path = self.root.resolve(), run.path.resolve()
@@ -84,15 +138,57 @@ class Report:
             by_key.setdefault(tuple(run.overrides.get(k) for k in keys), []).append(run)
         out: OrderedDict[str, list[Run]] = OrderedDict()
         for values, runs in by_key.items():
-            name = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True) if v is not None)
+            name = ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=True) if v is not None)
             out[name or ("all runs" if len(by_key) == 1 else "(no overrides)")] = runs
         return out
+
+    def ranked(self) -> list[tuple[str, list[Run], Summary, Summary]]:
+        """(configuration, runs, best val acc, test acc), best mean validation accuracy first;
+        configurations without a completed run last."""
+        rows = [(name, runs, summarize(runs, "best_val_acc"), summarize(runs, "test_acc"))
+                for name, runs in self.groups().items()]
+        return sorted(rows, key=lambda row: -row[2].mean if row[2].mean is not None else float("inf"))
 
     def image(self, fig, name: str, alt: str) -> None:
         plots.save(fig, self.files / name)
         self.md.append(f"![{alt}]({FILES}/{name})\n")
 
     # ------------------------------------------------------------------ sections
+    def headline(self) -> None:
+        ranked = self.ranked()
+        if len(ranked) < 2:
+            return
+        seeds = max(len(runs) for _, runs, _, _ in ranked)
+        self.md += ["## Headline\n",
+                    "Configurations ranked by mean best validation accuracy; test accuracy of each "
+                    "run's best checkpoint, mean ± sd over its seeds (n completed runs); Δ is the "
+                    "difference of mean test accuracy to the top configuration.\n",
+                    "| rank | configuration | n | best val acc | test acc | Δ test |", "|---|---|---|---|---|---|"]
+        _, _, best_val, best_test = ranked[0]
+        close = []
+        for rank, (name, runs, val, test) in enumerate(ranked, 1):
+            if val.mean is None:
+                why = _reason(next((r for r in runs if not r.completed), runs[0]))
+                self.md.append(f"| — | {_cell(name)} | 0/{len(runs)} | — | — | {why} |")
+                continue
+            delta = "—" if rank == 1 or test.mean is None or best_test.mean is None else \
+                f"{(test.mean - best_test.mean) * 100:+.2f} pp"
+            self.md.append(f"| {rank} | {_cell(name)} | {test.n}/{len(runs)} | {val.pct()} | "
+                           f"{test.pct()} | {delta} |")
+            if rank > 1 and val.n > 1 and best_val.n > 1 and \
+                    best_val.mean - val.mean <= max(best_val.sd, val.sd):
+                close.append((name, best_val.mean - val.mean, max(best_val.sd, val.sd)))
+        self.md.append("")
+        top = ranked[0][0]
+        for name, gap, sd in close:
+            self.md.append(f"- `{name}` is within the seed spread of `{top}`: their mean validation "
+                           f"accuracies differ by {gap * 100:.2f} pp, less than a standard deviation "
+                           f"({sd * 100:.2f} pp); more seeds would be needed to rank them.")
+        if seeds == 1:
+            self.md.append("- One run per configuration: the seed-to-seed spread is unknown, so "
+                           "differences of a point or two may be noise.")
+        self.md.append("")
+
     def table(self) -> None:
         spikes = {r.path: r.json_file("loss_spikes.json") for r in self.runs}
         has_spikes = any(s and s.get("count") for s in spikes.values())
@@ -126,24 +222,33 @@ class Report:
         groups = self.groups()
         if not any(len(g) > 1 for g in groups.values()):
             return
-        self.md += ["## Mean and spread over seeds\n",
+        self.md += ["## Configurations: mean and spread over seeds\n",
                     "mean ± standard deviation (min–max) over the completed runs of each configuration.\n",
-                    "| configuration | runs | test acc | test loss | best val acc |", "|---|---|---|---|---|"]
+                    "| configuration | runs | test acc | test loss | best val acc | epoch time |",
+                    "|---|---|---|---|---|---|"]
         for name, runs in groups.items():
             done = [r.results for r in runs if r.completed]
             vals = {k: [d[k] for d in done if isinstance(d.get(k), (int, float))]
-                    for k in ("test_acc", "test_loss", "best_val_acc")}
+                    for k in ("test_acc", "test_loss", "best_val_acc", "epoch_s")}
+            epoch = f"{statistics.fmean(vals['epoch_s']):.2f} s" if vals["epoch_s"] else "—"
             self.md.append(f"| {_cell(name)} | {len(done)}/{len(runs)} | {_mean_sd(vals['test_acc'], True)} | "
-                           f"{_mean_sd(vals['test_loss'], False)} | {_mean_sd(vals['best_val_acc'], True)} |")
+                           f"{_mean_sd(vals['test_loss'], False)} | {_mean_sd(vals['best_val_acc'], True)} | "
+                           f"{epoch} |")
         self.md.append("")
 
     def curves(self) -> None:
-        done = [r for r in self.runs if r.completed or r.scalars()]
+        groups = self.groups()
+        repeated = any(len(g) > 1 for g in groups.values())
         sections = [("train/loss", "training loss", "Training loss per epoch", "train_loss.png"),
                     ("val/acc", "validation accuracy", "Validation accuracy per epoch", "val_acc.png")]
         wrote = False
         for tag, ylabel, title, name in sections:
-            series = [(self.label(r), *r.epoch_series(tag)) for r in done]
+            if repeated:  # one mean curve with a ± sd band per configuration
+                series = [(f"{label} (n={len(runs)})", *mean_curve(runs, tag))
+                          for label, runs in groups.items()]
+                title += " (mean ± sd over seeds)"
+            else:
+                series = [(self.label(r), *r.epoch_series(tag)) for r in self.runs]
             series = [s for s in series if s[1]]
             if not series:
                 continue
@@ -152,22 +257,19 @@ class Report:
                 wrote = True
             self.image(plots.curves_figure(series, ylabel, title), name, title)
         steps = [(self.label(r), [s for s, _ in r.scalars().get("train/loss_every_step", [])],
-                  [v for _, v in r.scalars().get("train/loss_every_step", [])]) for r in done]
+                  [v for _, v in r.scalars().get("train/loss_every_step", [])]) for r in self.runs]
         steps = [s for s in steps if s[1]]
         if steps:
             self.image(plots.curves_figure(steps, "training loss", "Training loss per step",
                                            xlabel="step"), "train_loss_steps.png", "Training loss per step")
 
     def bars(self) -> None:
-        groups = self.groups()
         labels, means, sds = [], [], []
-        for name, runs in groups.items():
-            accs = [r.results["test_acc"] for r in runs
-                    if r.completed and isinstance(r.results.get("test_acc"), (int, float))]
-            if accs:
+        for name, _, _, test in self.ranked():
+            if test.mean is not None:
                 labels.append(name)
-                means.append(statistics.fmean(accs))
-                sds.append(statistics.stdev(accs) if len(accs) > 1 else 0.0)
+                means.append(test.mean)
+                sds.append(test.sd)
         if len(labels) < 1 or (len(labels) == 1 and len(self.runs) == 1):
             return
         self.md.append("## Test accuracy per configuration\n")
@@ -239,9 +341,9 @@ class Report:
 
     # ------------------------------------------------------------------ output
     def write(self) -> Path:
-        self.md = [f"# {self.title}\n", f"Source: `{self.root}` ({len(self.runs)} runs)\n"]
-        for section in (self.table, self.seeds, self.search, self.curves, self.bars, self.spikes,
-                        self.signal, self.filters):
+        self.md = [f"# {self.title}\n", f"Source: `{self.root.resolve().name}` ({len(self.runs)} runs)\n"]
+        for section in (self.headline, self.seeds, self.search, self.curves, self.bars, self.spikes,
+                        self.signal, self.filters, self.table):
             section()
         text = "\n".join(self.md) + "\n"
         self.out.mkdir(parents=True, exist_ok=True)

@@ -36,18 +36,24 @@ def _legend(ax, n: int) -> None:
 
 
 def curves_figure(
-    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    series: Sequence[tuple],
     ylabel: str,
     title: str,
     xlabel: str = "epoch",
     logy: bool = False,
 ) -> Figure:
-    """Overlaid curves: one (label, x, y) per run."""
+    """Overlaid curves: one (label, x, y) per run, or (label, x, mean, sd) for repeated runs,
+    drawn as the mean with a band of ± one standard deviation."""
     wide = len(series) > 8
     fig = _figure(9.0 if wide else 6.5, 4.0)
     ax = fig.add_subplot()
-    for label, x, y in series:
-        ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, linewidth=1.4, label=label)
+    for label, x, y, *sd in series:
+        (line,) = ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, linewidth=1.4,
+                          label=label)
+        if sd and sd[0] is not None:
+            mean, spread = np.asarray(y, dtype=float), np.asarray(sd[0], dtype=float)
+            ax.fill_between(x, mean - spread, mean + spread, color=line.get_color(), alpha=0.2,
+                            linewidth=0)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

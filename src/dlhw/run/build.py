@@ -13,6 +13,7 @@ from dlhw.lit.hparams import HParams
 from dlhw.lit.module import Classifier
 from dlhw.run.hparams import flatten_config
 from dlhw.run.speed import apply_speed_options
+from dlhw.run.sweep import swept_overrides
 from dlhw.run.validate import check_data
 
 
@@ -62,7 +63,7 @@ def build(cfg: DictConfig) -> Pipeline:
     callbacks = instantiate_dict(cfg.get("callbacks"))
     for cb in callbacks:
         if isinstance(cb, HParams):
-            cb.params = flatten_config(cfg)
+            cb.params = flatten_config(cfg, swept_overrides())
     has_val = getattr(datamodule, "val_idx", None) is None or datamodule.val_idx.numel() > 0
     if not has_val:  # nothing to monitor: keep only the last checkpoint
         for cb in callbacks:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 # Sections that describe where and how a run executes, not what it computes.
 SKIP_SECTIONS = {"hydra", "paths", "callbacks", "logger", "model_checkpoint", "task_name",
-                 "ckpt_path", "threads", "optimized_metric", "experiment_name", "overrides"}
+                 "ckpt_path", "threads", "optimized_metric", "experiment_name", "overrides", "report",
+                 "resume", "compile", "nan_check_every"}
 SKIP_KEYS = {"_partial_", "_recursive_", "_convert_", "root", "path", "archive", "num_workers",
              "eval_batch_size", "download", "default_root_dir", "cache_dir"}
 TRAINER_KEYS = {"max_epochs", "max_steps", "precision", "gradient_clip_val", "gradient_clip_algorithm",
@@ -23,11 +25,13 @@ def _value(v: Any) -> Any:
     return str(v)
 
 
-def flatten_config(cfg: DictConfig | dict) -> dict[str, Any]:
-    """Dotted key -> value of the settings that define a run.
+def flatten_config(cfg: DictConfig | dict, swept: list[str] = ()) -> dict[str, Any]:
+    """Dotted key -> value of the settings that define a run, the ``swept`` overrides first.
 
     A ``_target_`` becomes its class name under the section's key (``optimizer: Adam``); run
     plumbing (paths, callbacks, logger, hydra) and file locations are left out; lists become text.
+    ``swept`` holds the overrides a sweep varies (``init=kaiming``, ``optimizer.lr=0.1``): they
+    lead the dict with the value as typed, so that a group shows its option name.
     """
     if isinstance(cfg, DictConfig):
         cfg = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
@@ -51,4 +55,19 @@ def flatten_config(cfg: DictConfig | dict) -> dict[str, Any]:
             flat[prefix] = _value(node)
 
     walk(cfg, "")
-    return flat
+    first = {}
+    for item in swept:
+        key, _, text = str(item).partition("=")
+        key = key.lstrip("+~")
+        first[key] = _value(_typed(text))
+        flat.pop(key, None)
+    return first | flat
+
+
+def _typed(text: str) -> Any:
+    """An override's value as YAML reads it (``true`` a bool, ``0.1`` a float), else the text."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (bool, int, float, str)) or value is None else text

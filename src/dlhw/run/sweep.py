@@ -1,12 +1,18 @@
-"""Sweep plumbing: a Hydra callback (output directory check, end-of-sweep summary) and DDP in sweeps.
+"""Sweep plumbing: a Hydra callback (output directory check, job names, end-of-sweep summary and
+report) and DDP in sweeps.
 
-The callback is registered in conf/hydra/default.yaml (``hydra.callbacks.dlhw``).
+The callback is registered in conf/hydra/default.yaml (``hydra.callbacks.dlhw``). A job of a sweep
+is named by what the sweep varies (``3_init=kaiming,seed=1``): at the start of a sweep the callback
+publishes the command-line keys that every job shares (``DLHW_SWEEP_FIXED_KEYS``), Hydra leaves
+them out of ``hydra.job.override_dirname``, and the job directory is ``NUM_OVERRIDE_DIRNAME``.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,9 @@ log = logging.getLogger("dlhw")
 
 # Strategies whose launcher re-runs sys.argv in new processes (Lightning's subprocess launcher).
 _RELAUNCHING = {"ddp", "ddp_find_unused_parameters_false", "ddp_find_unused_parameters_true"}
+FIXED_KEYS_ENV = "DLHW_SWEEP_FIXED_KEYS"
+_JOB_DIR = re.compile(r"^(\d+)(_|$)")
+_MAX_NAME = 120  # characters of a job directory name after the job number
 
 
 def _fail(message: str) -> None:
@@ -29,7 +38,8 @@ def _fail(message: str) -> None:
 
 
 class DlhwCallback(Callback):
-    """Refuses an unwritable output directory before Hydra writes to it; summarises a sweep."""
+    """Refuses an unwritable output directory before Hydra writes to it; names the jobs of a sweep
+    by what they vary; after a sweep, summarises the statuses and writes the sweep's report."""
 
     def _check_dir(self, path: str) -> None:
         from dlhw.run.validate import check_output_dir
@@ -44,17 +54,88 @@ class DlhwCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check_dir(str(config.hydra.sweep.dir))
+        _, fixed = split_sweep_keys(list(config.hydra.overrides.task), config.hydra.sweeper.get("params"))
+        os.environ[FIXED_KEYS_ENV] = json.dumps(fixed)  # read by ${dlhw_fixed_keys:} as jobs compose
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        summary = summarize_sweep(Path(str(config.hydra.sweep.dir)))
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        summary = summarize_sweep(sweep_dir)
         if summary:
             log.info(summary)
+        if config.get("report", True):
+            write_sweep_report(sweep_dir)
+
+
+def split_sweep_keys(overrides: list[str], sweeper_params: Any = None) -> tuple[list[str], list[str]]:
+    """(swept, fixed) keys of a sweep's command line: a key with a sweep value (``a,b``,
+    ``range(3)``, ``choice(...)``) or among the sweeper's params varies; every other key is shared."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = {str(k).lstrip("+~") for k in (sweeper_params or {})}
+    swept, fixed = [], []
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = o.key_or_group
+        (swept if o.is_sweep_override() or key.lstrip("+~") in params else fixed).append(key)
+    return swept, fixed
+
+
+def fixed_sweep_keys() -> list[str]:
+    """The command-line keys every job of the current sweep shares (none outside a sweep)."""
+    try:
+        keys = json.loads(os.environ.get(FIXED_KEYS_ENV, "[]"))
+    except ValueError:
+        return []
+    return [str(k) for k in keys] if isinstance(keys, list) else []
+
+
+def job_dir_name(num: Any, override_dirname: str) -> str:
+    """``NUM`` or ``NUM_KEY=VALUE,...``: a job directory named by what its sweep varies (one path
+    component: no ``+`` before a key, slashes and spaces become ``-``, long names are cut)."""
+    name = re.sub(r"(^|,)[+~]+", r"\1", str(override_dirname or ""))  # +key=v: as the report shows it
+    name = re.sub(r"[/\\\s]+", "-", name).strip("-.")
+    name = re.sub(r"[^\w.,=+\-\[\]()@:%]", "", name)[:_MAX_NAME]
+    return f"{num}_{name}" if name else str(num)
+
+
+def swept_overrides() -> list[str]:
+    """This job's overrides of the keys its sweep varies, as typed on the command line (empty
+    outside a Hydra multirun)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return []
+    hc = HydraConfig.get()
+    fixed = set(hc.job.config.override_dirname.exclude_keys or [])
+    return [o for o in hc.overrides.task if o.split("=", 1)[0] not in fixed]
+
+
+def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The job directories of a sweep (``N`` or ``N_NAME``), in job order."""
+    if not sweep_dir.is_dir():
+        return []
+    jobs = [(int(m.group(1)), p) for p in sweep_dir.iterdir() if p.is_dir() and (m := _JOB_DIR.match(p.name))]
+    return [p for _, p in sorted(jobs)]
+
+
+def write_sweep_report(sweep_dir: Path) -> Path | None:
+    """The report of a finished sweep in its directory (what ``dlhw-report SWEEP_DIR`` writes);
+    a report that cannot be drawn is a warning, never a failed sweep."""
+    from dlhw.report.markdown import build_report
+
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
+    try:
+        path = build_report(sweep_dir)
+    except Exception as exc:  # the jobs' results are safe on disk; only the report is missing
+        log.warning("dlhw: the sweep's report could not be written (%s); try dlhw-report %s", exc, sweep_dir)
+        return None
+    log.info("Report: %s\nHTML:   %s", path, path.with_suffix(".html"))
+    return path
 
 
 def summarize_sweep(sweep_dir: Path) -> str:
     """One line per job that did not complete, after a count of the statuses of the sweep's jobs."""
-    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)) \
-        if sweep_dir.is_dir() else []
+    jobs = job_dirs(sweep_dir)
     if not jobs:
         return ""
     counts: dict[str, int] = {}
