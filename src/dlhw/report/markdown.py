@@ -276,9 +276,17 @@ class Report:
         title = "Test accuracy" + (" (mean ± sd over seeds)" if any(sds) else "")
         self.image(plots.bar_figure(labels, means, sds, "test accuracy", title), "test_acc.png", title)
 
+    def representatives(self) -> list[tuple[str, Run]]:
+        """One run per configuration (its first completed seed), for the per-run figures."""
+        out = []
+        for name, runs in self.groups().items():
+            run = next((r for r in runs if r.completed), runs[0])
+            out.append((name if len(self.groups()) > 1 else self.label(run), run))
+        return out
+
     def filters(self) -> None:
         shown = 0
-        for i, run in enumerate(self.runs):
+        for i, (label, run) in enumerate(self.representatives()):
             if shown >= MAX_IMAGES:
                 self.md.append(f"\n(first-layer filters of the other runs left out: more than {MAX_IMAGES})\n")
                 break
@@ -287,22 +295,24 @@ class Report:
                 continue
             if shown == 0:
                 self.md.append("## First-layer filters\n")
+                if any(len(g) > 1 for g in self.groups().values()):
+                    self.md.append("One run per configuration (its first seed), best checkpoint.\n")
             name, weight = found
-            title = f"{self.label(run)}: {name.removeprefix('net.')} {tuple(weight.shape)}"
-            self.md.append(f"**{_cell(self.label(run))}**\n")
+            title = f"{label}: {name.removeprefix('net.')} {tuple(weight.shape)}"
+            self.md.append(f"**{_cell(label)}**\n")
             self.image(plots.filters_figure(weight.numpy(), title), f"filters_{i:03d}.png", title)
             shown += 1
 
     def signal(self) -> None:
-        recorded = [(self.label(r), s) for r in self.runs
+        recorded = [(label, s) for label, r in self.representatives()
                     if (s := r.json_file("signal_propagation.json")) and s.get("records")]
         if not recorded:
             return
         self.md += ["## Signal propagation\n",
                     "Variance of each layer's pre-activations (output of every Linear / Conv layer) on a "
                     "fixed validation batch, at initialisation (dashed) and after the last recorded "
-                    "epoch. Theory for ReLU nets: constant across depth under He initialisation, "
-                    "shrinking layer by layer under N(0, 0.01²).\n"]
+                    "epoch, one run per configuration. Theory for ReLU nets: constant across depth "
+                    "under He initialisation, shrinking layer by layer under N(0, 0.01²).\n"]
         self.image(plots.signal_comparison_figure(recorded), "signal_init.png",
                    "Pre-activation variance at initialisation")
         for i, (label, s) in enumerate(recorded[:MAX_IMAGES]):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlhw.errors import UserError
 from dlhw.run.results import read_results
@@ -63,7 +63,7 @@ class DlhwCallback(Callback):
         if summary:
             log.info(summary)
         if config.get("report", True):
-            write_sweep_report(sweep_dir)
+            write_sweep_report(sweep_dir, _experiment_of(config))
 
 
 def split_sweep_keys(overrides: list[str], sweeper_params: Any = None) -> tuple[list[str], list[str]]:
@@ -118,14 +118,21 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return [p for _, p in sorted(jobs)]
 
 
-def write_sweep_report(sweep_dir: Path) -> Path | None:
-    """The report of a finished sweep in its directory (what ``dlhw-report SWEEP_DIR`` writes);
-    a report that cannot be drawn is a warning, never a failed sweep."""
+def _experiment_of(config: DictConfig) -> str | None:
+    """The preset a sweep ran (``experiment=NAME``), or None."""
+    choice = OmegaConf.select(config, "hydra.runtime.choices.experiment", default=None)
+    return str(choice) if choice else None
+
+
+def write_sweep_report(sweep_dir: Path, experiment: str | None = None) -> Path | None:
+    """The report of a finished sweep in its directory (what ``dlhw-report SWEEP_DIR`` writes,
+    titled by the study); a report that cannot be drawn is a warning, never a failed sweep."""
     from dlhw.report.markdown import build_report
 
     logging.getLogger("tensorboard").setLevel(logging.ERROR)
+    title = f"{experiment}: {sweep_dir.name}" if experiment else None
     try:
-        path = build_report(sweep_dir)
+        path = build_report(sweep_dir, title=title)
     except Exception as exc:  # the jobs' results are safe on disk; only the report is missing
         log.warning("dlhw: the sweep's report could not be written (%s); try dlhw-report %s", exc, sweep_dir)
         return None
