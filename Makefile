@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,sweep]'
+	$(BIN)/python -m pip install -q -e '.[dev,sweep,ray]'
 	touch $(STAMP)
 
 install: $(STAMP)

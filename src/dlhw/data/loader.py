@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dlhw.data.augment import Augment
+from dlhw.errors import UserError
 
 
 def crop_flip(
@@ -183,3 +184,34 @@ class TransformedTensorDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.transform(self.x[i : i + 1], None, self.train)[0], self.y[i]
+
+
+# ----------------------------------------------------------------------------- device memory
+def data_bytes(dm) -> int:
+    """Bytes the tensor loader keeps on the training device for ``dm`` (0 for loader=torch)."""
+    splits = getattr(dm, "splits", None)
+    if getattr(dm, "loader", "tensor") != "tensor" or splits is None:
+        return 0
+    parts = (splits.train_x, splits.train_y, splits.test_x, splits.test_y, splits.val_x, splits.val_y)
+    return sum(t.numel() * t.element_size() for t in parts if isinstance(t, torch.Tensor))
+
+
+def check_budget(needed: int, cap: int, in_use: int, device: str) -> None:
+    """Refuse a data set that does not fit in what this process may still allocate on ``device``."""
+    if in_use + needed > cap:
+        raise UserError(
+            f"the data set needs {needed / 2**20:.0f} MiB on {device}, but this job may allocate "
+            f"{cap / 2**20:.0f} MiB there ({in_use / 2**20:.0f} MiB already in use; a GPU shared by "
+            "hydra.launcher.jobs_per_gpu=K jobs gives each 1/K). Use a smaller "
+            "hydra.launcher.jobs_per_gpu, data.loader=torch (batches copied per step), or "
+            "data.max_train_samples."
+        )
+
+
+def check_fits(needed: int, device: torch.device) -> None:
+    """``check_budget`` against this process's CUDA memory cap (nothing to check off a GPU)."""
+    if device.type != "cuda" or needed == 0:
+        return
+    total = torch.cuda.get_device_properties(device).total_memory
+    cap = int(torch.cuda.get_per_process_memory_fraction(device) * total)
+    check_budget(needed, cap, torch.cuda.memory_reserved(device), str(device))

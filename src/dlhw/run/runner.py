@@ -52,9 +52,11 @@ def run(cfg: DictConfig) -> float | None:
     """Train and test one configuration; return the metric a sweeper optimises."""
     import pytorch_lightning as pl
 
+    from dlhw.data.loader import check_fits, data_bytes
     from dlhw.lit.guards import RunGuard
     from dlhw.run.build import build
     from dlhw.run.config_tree import print_config
+    from dlhw.run.devices import assigned_share, cap_gpu_memory, out_of_share, placement_fields
     from dlhw.run.resume import check_checkpoint, plan_resume
     from dlhw.run.sweep import ddp_for_sweeps
     from dlhw.run.threads import configure_threads
@@ -76,6 +78,9 @@ def run(cfg: DictConfig) -> float | None:
     started = time.time()
     p = build(cfg)
     log.info(p.datamodule.describe())
+    share, device = assigned_share(), p.trainer.strategy.root_device
+    gpu_cap = cap_gpu_memory(share, device)  # a Ray job sharing a GPU: at most its share of memory
+    check_fits(data_bytes(p.datamodule), device)
     if plan.ckpt_path:
         check_checkpoint(plan.ckpt_path, p.module)
         log.info("Resuming from %s", plan.ckpt_path)
@@ -83,8 +88,11 @@ def run(cfg: DictConfig) -> float | None:
     try:
         with guard.signals():
             p.trainer.fit(p.module, datamodule=p.datamodule, ckpt_path=plan.ckpt_path, weights_only=True)
-    except BaseException:
+    except BaseException as exc:
         if guard.stopped is None:
+            oom = out_of_share(exc, gpu_cap, data_bytes(p.datamodule))
+            if oom is not None:
+                raise oom from exc
             raise
         _record_stop(guard.stopped, p, cfg, run_dir, started)
         raise guard.stopped from None
@@ -112,6 +120,7 @@ def run(cfg: DictConfig) -> float | None:
         "train_samples_per_s": _mean(timer.samples_per_s) if timer else None,
         "params": sum(t.numel() for t in p.net.parameters()),
         "threads": threads,
+        **placement_fields(device, share, gpu_cap),
         "seed": cfg.seed,
         "experiment": cfg.get("experiment_name"),
         "overrides": overrides_of(cfg),

@@ -6,6 +6,7 @@ LeNet step with 2 threads was 7-20x slower than with 1 (see BENCHMARKS.md). Henc
 
 - ``threads: null`` means every core this job owns, divided among the jobs that a parallel
   launcher (hydra/launcher=joblib, ``n_jobs``) runs at once: two jobs on two cores get one each.
+  A Ray task (hydra/launcher=ray_gpus) uses the CPUs Ray gave it.
 - ``dlhw-train`` asks OpenMP to sleep instead of spin while waiting (OMP_WAIT_POLICY=PASSIVE)
   unless the environment already says otherwise, so that a busy neighbour costs a little, not 10x.
 """
@@ -68,7 +69,13 @@ def configure_threads(threads: int | None) -> int:
     """Set torch's intra-op threads for this job (and the env its child processes inherit)."""
     import torch
 
-    n = job_threads(threads, available_cores(), sweep_parallel_jobs())
+    from dlhw.run.devices import assigned_share
+
+    share = assigned_share()
+    if share is not None:  # a Ray task: the CPUs Ray gave it
+        n = job_threads(threads, share.threads)
+    else:
+        n = job_threads(threads, available_cores(), sweep_parallel_jobs())
     torch.set_num_threads(n)
     for name in THREAD_ENV:
         os.environ[name] = str(n)
