@@ -118,5 +118,20 @@ def test_a_sweep_ends_in_its_report(tmp_path: Path) -> None:
     for rel in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md):
         assert (sweep / rel).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (sweep / "report_files" / "val_acc.png").is_file() and (sweep / "report.html").is_file()
+    assert "## Weights and gradients through training" in md  # grad_norm and weights dashboards
+    assert (sweep / "report_files" / "grad_norm.png").is_file()
     # TensorBoard's run selector shows the same names as the folders
     assert (sweep / names[0] / "tensorboard").is_dir()
+
+
+def test_time_per_epoch_against_the_swept_width(tmp_path: Path) -> None:
+    for i, (width, seed, epoch_s) in enumerate([(1, 0, 10.0), (1, 1, 12.0), (2, 0, 20.0), (4, 0, 41.0)]):
+        _fake_run(tmp_path, f"{i}", [f"model.width={width}", f"seed={seed}"], epoch_s=epoch_s,
+                  test_acc=0.5, best_val_acc=0.5)
+    (tmp_path / "report_files").mkdir()
+    (tmp_path / "report_files" / "old_000.png").write_bytes(b"stale")
+    md = Report(tmp_path).write().read_text()
+    table = md[md.index("## Time per epoch against model.width"):]
+    assert "| 1 | 11.00 ± 1.41 s |" in table and "| 2 | 20.00 s |" in table and "| 4 | 41.00 s |" in table
+    assert (tmp_path / "report_files" / "epoch_time.png").read_bytes()[:4] == b"\x89PNG"
+    assert not (tmp_path / "report_files" / "old_000.png").exists()  # an earlier report's figure

@@ -320,6 +320,59 @@ class Report:
             self.image(plots.signal_figure({"layers": s["layers"], "records": records},
                                            title=f"{label}"), f"signal_{i:03d}.png", f"Signal: {label}")
 
+    def dynamics(self) -> None:
+        """Gradient norm per step and weight norms per layer through training (the grad_norm and
+        weights dashboards), one run per configuration."""
+        runs = [(label, r) for label, r in self.representatives() if r.scalars().get("grad_norm/global")]
+        weights = [(label, r) for label, r in self.representatives()
+                   if any(t.startswith("weight_norm/") for t in r.scalars())]
+        if not runs and not weights:
+            return
+        self.md.append("## Weights and gradients through training\n")
+        if runs:
+            series = [(label, [s for s, _ in r.scalars()["grad_norm/global"]],
+                       [v for _, v in r.scalars()["grad_norm/global"]]) for label, r in runs]
+            self.image(plots.curves_figure(series, "global gradient norm (before clipping)",
+                                           "Gradient norm per step", xlabel="step", logy=True),
+                       "grad_norm.png", "Gradient norm per step")
+        for i, (label, r) in enumerate(weights[:MAX_IMAGES]):
+            tags = sorted(t for t in r.scalars() if t.startswith("weight_norm/"))
+            series = [(t.removeprefix("weight_norm/").removeprefix("net."),
+                       [s for s, _ in r.scalars()[t]], [v for _, v in r.scalars()[t]]) for t in tags]
+            self.image(plots.curves_figure(series, "weight norm", f"Weight norm per layer: {label}",
+                                           xlabel="step"), f"weight_norm_{i:03d}.png",
+                       f"Weight norms: {label}")
+
+    def speed(self) -> None:
+        """Time per epoch (and test accuracy) against the one numeric key a sweep varies."""
+        keys = [k for k in self.keys if k != "seed"]
+        if len(keys) != 1:
+            return
+        points = []
+        for runs in self.groups().values():
+            value = runs[0].overrides.get(keys[0])
+            epoch = summarize(runs, "epoch_s")
+            try:
+                x = float(value)
+            except (TypeError, ValueError):
+                return
+            if epoch.mean is not None:
+                points.append((x, epoch, summarize(runs, "test_acc")))
+        if len(points) < 2:
+            return
+        points.sort(key=lambda p: p[0])
+        xs = [p[0] for p in points]
+        self.md += [f"## Time per epoch against {keys[0]}\n",
+                    f"| {keys[0]} | epoch time | test acc |", "|---|---|---|"]
+        for x, epoch, test in points:
+            sd = f" ± {epoch.sd:.2f}" if epoch.n > 1 else ""
+            self.md.append(f"| {x:g} | {epoch.mean:.2f}{sd} s | {test.pct()} |")
+        self.md.append("")
+        series = [("epoch time", xs, [p[1].mean for p in points],
+                   [p[1].sd for p in points] if any(p[1].n > 1 for p in points) else None)]
+        self.image(plots.curves_figure(series, "seconds per epoch", f"Time per epoch against {keys[0]}",
+                                       xlabel=keys[0]), "epoch_time.png", "Time per epoch")
+
     def spikes(self) -> None:
         recorded = [(r, s) for r in self.runs if (s := r.json_file("loss_spikes.json"))]
         if not recorded:
@@ -351,9 +404,11 @@ class Report:
 
     # ------------------------------------------------------------------ output
     def write(self) -> Path:
+        for stale in self.files.glob("*.png"):  # figures of an earlier report of this folder
+            stale.unlink()
         self.md = [f"# {self.title}\n", f"Source: `{self.root.resolve().name}` ({len(self.runs)} runs)\n"]
-        for section in (self.headline, self.seeds, self.search, self.curves, self.bars, self.spikes,
-                        self.signal, self.filters, self.table):
+        for section in (self.headline, self.seeds, self.search, self.curves, self.bars, self.speed,
+                        self.spikes, self.dynamics, self.signal, self.filters, self.table):
             section()
         text = "\n".join(self.md) + "\n"
         self.out.mkdir(parents=True, exist_ok=True)
