@@ -74,7 +74,7 @@ def test_unreadable_image_is_named(make_cfg, capsys, image_folder_root) -> None:
 def test_pickle_that_would_call_os_system_is_refused_and_runs_nothing(make_cfg, capsys, tmp_path) -> None:
     marker = tmp_path / "pwned"
     path = hostile_pickle(tmp_path / "data.pkl", marker)
-    err = expect_error(make_cfg, capsys, ["data=pickle", f"data.path={path}"])
+    err = expect_error(make_cfg, capsys, ["data=pickle", "model=mlp", f"data.path={path}"])
     assert "asks to call posix.system" in err and "Nothing from it was run" in err
     assert not marker.exists()
 

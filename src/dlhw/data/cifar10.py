@@ -41,6 +41,12 @@ class CIFAR10Data(ClassificationData):
         self.root = check_root(root or default_data_root())
         self.download = download
 
+    def declared_shape(self) -> tuple[int, int, int]:
+        return (3, 32, 32)
+
+    def declared_classes(self) -> int:
+        return 10
+
     def load(self) -> Splits:
         folder = self.root / CIFAR10.base_folder
         names = [n for n, _ in CIFAR10.train_list] + [n for n, _ in CIFAR10.test_list]

@@ -13,6 +13,7 @@ import torch
 from dlhw.data.augment import Augment
 from dlhw.data.loader import BatchTransform, TensorLoader, TransformedTensorDataset
 from dlhw.errors import UserError
+from dlhw.shapes import Gives
 
 LOADERS = ("tensor", "torch")
 NORMALIZE = ("standard", "mean", "none")
@@ -57,7 +58,7 @@ class ClassificationData(pl.LightningDataModule):
         split_seed: seed of the validation split, fixed so that the runs of a study compare.
         max_train_samples: keep a seeded random subset of this many training samples (quick runs),
             null for all.
-        binarize: threshold inputs at 0.5 after scaling to [0, 1] (MNIST rows of CATALOGUE C).
+        binarize: threshold inputs at 0.5 after scaling to [0, 1] (rnn_rows_mnist).
         as_sequence: drop the channel axis of one-channel images: (1, H, W) -> H steps of W.
         normalize: "standard" ((x - mean) / std per channel), "mean" (subtract the mean only and
             keep the 0-255 pixel scale, as Caffe's CIFAR-10 examples do) or "none".
@@ -98,10 +99,32 @@ class ClassificationData(pl.LightningDataModule):
         self.splits: Splits | None = None
         self._on_device: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
 
+    per_step_targets = False  # one target per time step (sequence to sequence) instead of per sample
+
     # ----------------------------------------------------------------- sources override
     def load(self) -> Splits:
         """Read the data set into tensors (subclasses)."""
         raise NotImplementedError  # abstract
+
+    def declared_shape(self) -> tuple[int | None, ...] | None:
+        """The shape of one input the source gives, known before loading (None: unknown)."""
+        return None
+
+    def declared_classes(self) -> int | None:
+        """The number of classes, when known before loading."""
+        return None
+
+    # ----------------------------------------------------------------- the shape contract
+    def gives(self) -> Gives | None:
+        """What this data set gives a model: measured once loaded, else as declared (None: unknown)."""
+        if self.splits is not None:
+            return Gives(self.in_shape, self.num_classes, self.per_step_targets)
+        shape = self.declared_shape()
+        if shape is None:
+            return None
+        if self.as_sequence and len(shape) == 3 and shape[0] == 1:
+            shape = shape[1:]
+        return Gives(tuple(shape), self.declared_classes(), self.per_step_targets)
 
     # ----------------------------------------------------------------- set-up
     def setup(self, stage: str | None = None) -> None:

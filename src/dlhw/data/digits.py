@@ -19,6 +19,12 @@ class DigitsData(ClassificationData):
         self.size = size
         self.test_fraction = test_fraction
 
+    def declared_shape(self) -> tuple[int, int, int]:
+        return (1, self.size, self.size)
+
+    def declared_classes(self) -> int:
+        return 10
+
     def load(self) -> Splits:
         from sklearn.datasets import load_digits
 

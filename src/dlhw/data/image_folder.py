@@ -127,6 +127,9 @@ class ImageFolderData(ClassificationData):
             os.replace(tmp, cache)
         return x, y, classes
 
+    def declared_shape(self) -> tuple[int, int, int]:
+        return (3, *self.size)
+
     def load(self) -> Splits:
         folder = self.image_root()
         tx, ty, classes = self._split(folder, self.train_dir)
@@ -153,6 +156,9 @@ class CIFAR10JpegData(ImageFolderData):
         super().__init__(**kwargs)
         self.archive = check_root(archive) if archive else self.root / "cifar10-jpeg.tar.gz"
         self.folder = folder
+
+    def declared_classes(self) -> int:
+        return 10
 
     def image_root(self) -> Path:
         target = self.root / self.folder

@@ -99,6 +99,12 @@ class _MNISTLike(ClassificationData):
             "or use data=digits, which needs no files."
         )
 
+    def declared_shape(self) -> tuple[int, int, int]:
+        return (1, 28, 28)
+
+    def declared_classes(self) -> int:
+        return len(self.dataset_cls.classes)
+
     def load(self) -> Splits:
         raw_complete = all((self.raw_dir / f).is_file() for f in _RAW_FILES)
         alt = None if raw_complete or self.download else self._load_alt()

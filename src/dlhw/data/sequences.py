@@ -1,4 +1,4 @@
-"""Generated sequence tasks: temporal order (CATALOGUE D) and echo (CATALOGUE D2).
+"""Generated sequence tasks: temporal order (temporal_order) and echo (echo).
 
 Every set is a pure function of a seed. The validation and test sets are fixed (own seed streams);
 the training data is regenerated for every epoch from (seed, epoch) when ``fresh=true`` (the
@@ -144,7 +144,7 @@ class _FreshEpochs:
 
 
 class TemporalOrderData(_GeneratedData):
-    """CATALOGUE D: one-hot (N, T, 8) sequences zero-padded in front, 4 classes (XX, XY, YX, YY).
+    """temporal_order: one-hot (N, T, 8) sequences zero-padded in front, 4 classes (XX, XY, YX, YY).
 
     Args:
         level: easy, normal, moderate, hard or nightmare (length and X/Y position ranges).
@@ -162,6 +162,12 @@ class TemporalOrderData(_GeneratedData):
 
     def class_list(self) -> list[str]:
         return list(ORDER_CLASSES)
+
+    def declared_shape(self) -> tuple[int, int]:
+        return (LEVELS[self.level][0][1] - 1, len(SYMBOLS))
+
+    def declared_classes(self) -> int:
+        return len(ORDER_CLASSES)
 
     def generate(self, part: str, n: int, generator: torch.Generator):
         sym, y = temporal_order_symbols(n, self.level, generator)
@@ -214,7 +220,7 @@ def _range(value, name: str) -> tuple[int, int]:
 
 
 class EchoData(_GeneratedData):
-    """CATALOGUE D2: echo each letter ``delay`` steps later; targets per step, 27 classes.
+    """echo: echo each letter ``delay`` steps later; targets per step, 27 classes.
 
     Args:
         delay: a fixed delay (int), or "variable" for a delay in [0, max_delay] per string, told
@@ -244,8 +250,17 @@ class EchoData(_GeneratedData):
         self.length = _range(length, "length")
         self.eval_length = _range(eval_length, "eval_length")
 
+    per_step_targets = True
+
     def class_list(self) -> list[str]:
         return ["_"] + [chr(ord("a") + i) for i in range(LETTERS)]
+
+    def declared_shape(self) -> tuple[None, int]:
+        extra = self.max_delay + 1 if self.delay is None else 0
+        return (None, LETTERS + 1 + extra)  # string lengths vary: T is known per batch
+
+    def declared_classes(self) -> int:
+        return LETTERS + 1
 
     def generate(self, part: str, n: int, generator: torch.Generator):
         lengths = self.length if part == "train" else self.eval_length

@@ -29,6 +29,9 @@ class PickleData(ClassificationData):
         self.n_train, self.n_val = n_train, n_val
         self.standardize = standardize
 
+    def declared_shape(self) -> tuple[None]:
+        return (None,)  # feature vectors; their width is known once the file is read
+
     def load(self) -> Splits:
         if not self.path.is_file():
             raise DataNotFoundError(

@@ -1,4 +1,4 @@
-"""The small CNN of CATALOGUE B: conv -> (BatchNorm) -> ReLU -> max-pool -> FC -> ReLU -> (dropout) -> FC."""
+"""The CNN of cnn_mnist: conv -> (BatchNorm) -> ReLU -> max-pool -> FC -> ReLU -> (dropout) -> FC."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
+from dlhw.shapes import IMAGE, Takes, smallest_size
 
 
 class CNN(nn.Module):
@@ -21,6 +22,13 @@ class CNN(nn.Module):
         batch_norm: BatchNorm after the conv and after the hidden FC layer.
         impl: "torch" layers or the hand-written "scratch" ones.
     """
+
+    @staticmethod
+    def takes(kernel_size: int = 5, **_) -> Takes:
+        """Images large enough that the conv and the 2x2 pool leave 1x1."""
+        pad = (kernel_size - 1) // 2
+        size = smallest_size(lambda n: conv_out(n, kernel_size, padding=pad) // 2)
+        return Takes(IMAGE, min_size=(size, size))
 
     def __init__(
         self,
@@ -40,14 +48,13 @@ class CNN(nn.Module):
                 "filters and kernel_size must be >= 1 and hidden >= 0"
             )
         L = layer_set(impl)
+        self.takes(kernel_size).check(in_shape, f"CNN(kernel_size={kernel_size})")
         c, h, w = in_shape
         pad = (kernel_size - 1) // 2
         self.features = nn.Sequential(
             *conv_block(L, c, filters, kernel_size, pad, batch_norm), L.MaxPool2d(2, 2)
         )
         h, w = conv_out(h, kernel_size, padding=pad) // 2, conv_out(w, kernel_size, padding=pad) // 2
-        if h < 1 or w < 1:
-            raise ValueError(f"CNN with kernel_size={kernel_size} needs larger inputs than {in_shape[1:]}")
         head: list[nn.Module] = [nn.Flatten()]
         width = filters * h * w
         if hidden > 0:

@@ -1,4 +1,4 @@
-"""The LeNet-style CNN of CATALOGUE A: two 5x5 conv + max-pool stages, then FC 120 -> 84 -> classes."""
+"""The LeNet CNN of lenet_cifar10: two 5x5 conv + max-pool stages, then FC 120 -> 84 -> classes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,14 @@ import torch
 from torch import nn
 
 from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
+from dlhw.shapes import IMAGE, Takes, smallest_size
+
+
+def _features_size(size: int) -> int:
+    """Height (or width) after the two conv5 + pool2 stages."""
+    for _ in range(2):
+        size = conv_out(size, 5) // 2
+    return size
 
 
 class LeNet(nn.Module):
@@ -22,6 +30,11 @@ class LeNet(nn.Module):
         impl: "torch" layers or the hand-written "scratch" ones (same parameter names and shapes).
     """
 
+    @staticmethod
+    def takes(**_) -> Takes:
+        """Images of at least 16x16: two conv5 + pool2 stages must leave 1x1."""
+        return Takes(IMAGE, min_size=(smallest_size(_features_size),) * 2)
+
     def __init__(
         self,
         in_shape: tuple[int, int, int],
@@ -35,6 +48,7 @@ class LeNet(nn.Module):
         if norm not in (None, "none", "batch"):
             raise ValueError(f"model.norm={norm!r} is not one of null, none, batch")
         L = layer_set(impl)
+        self.takes().check(in_shape, "LeNet")
         use_bn = norm == "batch"
         c, h, w = in_shape
         c1, c2 = max(1, math.ceil(6 * width)), max(1, math.ceil(16 * width))
@@ -43,10 +57,7 @@ class LeNet(nn.Module):
             *conv_block(L, c, c1, 5, batch_norm=use_bn), L.MaxPool2d(2, 2),
             *conv_block(L, c1, c2, 5, batch_norm=use_bn), L.MaxPool2d(2, 2),
         )
-        for _ in range(2):
-            h, w = conv_out(h, 5) // 2, conv_out(w, 5) // 2
-        if h < 1 or w < 1:
-            raise ValueError(f"LeNet needs inputs of at least 16x16 pixels, got {in_shape[1:]}")
+        h, w = _features_size(h), _features_size(w)
         self.classifier = nn.Sequential(
             nn.Flatten(),
             *fc_block(L, c2 * h * w, 120, use_bn, dropout),

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from dlhw.models.layers import fc_block, layer_set
+from dlhw.shapes import ANY, Takes
 
 
 class MLP(nn.Module):
@@ -22,6 +23,11 @@ class MLP(nn.Module):
         batch_norm: BatchNorm1d after each hidden Linear.
         impl: "torch" or "scratch" layers.
     """
+
+    @staticmethod
+    def takes(**_) -> Takes:
+        """Any input, flattened; one class per sample."""
+        return Takes(ANY)
 
     def __init__(
         self,

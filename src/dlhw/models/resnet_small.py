@@ -1,4 +1,4 @@
-"""A small residual CNN for image folders (CATALOGUE A2): stem, residual stages, global pooling, FC."""
+"""Small residual CNN for image folders (resnet_folder): stem, residual stages, global pooling, FC."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from dlhw.models.layers import layer_set
+from dlhw.shapes import IMAGE, Takes
 
 
 class ResidualBlock(nn.Module):
@@ -45,6 +46,11 @@ class ResNetSmall(nn.Module):
         impl: "torch" layers or the hand-written "scratch" ones.
     """
 
+    @staticmethod
+    def takes(**_) -> Takes:
+        """Images of at least 2x2 (the stem's pool; strided convs and global pooling take any size)."""
+        return Takes(IMAGE, min_size=(2, 2))
+
     def __init__(
         self,
         in_shape: tuple[int, int, int],
@@ -58,6 +64,7 @@ class ResNetSmall(nn.Module):
         if not channels or blocks < 1:
             raise ValueError(f"model.channels={list(channels)} must be non-empty and model.blocks={blocks} >= 1")
         L = layer_set(impl)
+        self.takes().check(in_shape, "ResNetSmall")
         c = in_shape[0]
         self.stem = nn.Sequential(
             L.Conv2d(c, channels[0], 3, padding=1, bias=False), L.BatchNorm2d(channels[0]), L.ReLU(),

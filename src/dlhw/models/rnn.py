@@ -1,7 +1,7 @@
 """Recurrent classifiers that read a sequence (N, T, D) and classify it from the last time step.
 
-CATALOGUE C: input -> affine to the recurrent width -> RNN -> ReLU -> FC 64 -> ReLU -> FC classes
-(``head="mlp"``). CATALOGUE D: the RNN reads the input directly, a linear head on the last step
+rnn_rows_mnist: input -> affine to the recurrent width -> RNN -> ReLU -> FC 64 -> ReLU -> FC classes
+(``head="mlp"``). temporal_order: the RNN reads the input directly, a linear head on the last step
 (``head="linear"``).
 """
 
@@ -14,13 +14,14 @@ from torch import nn
 
 from dlhw.errors import UserError
 from dlhw.models.layers import layer_set
+from dlhw.shapes import SEQUENCE, Takes
 
 CELLS = ("lstm", "gru", "rnn", "gated")
 HEADS = ("mlp", "linear")
 
 
 class StackedGated(nn.Module):
-    """``layers`` hand-written gated cells (dlhw.nn.GatedRNN, CATALOGUE G) stacked, batch first."""
+    """``layers`` hand-written gated cells (dlhw.nn.GatedRNN) stacked, batch first."""
 
     def __init__(self, input_size: int, hidden_size: int, layers: int = 1):
         super().__init__()
@@ -53,7 +54,8 @@ def check_sequence_shape(in_shape: Sequence[int], name: str) -> tuple[int, int]:
     if len(in_shape) != 2:
         raise UserError(
             f"model={name} reads sequences of shape (T, D) but the data gives {tuple(in_shape)}; "
-            "use a sequence data set (mnist_rows, digits_rows, temporal_order, echo)."
+            "use a sequence data set (mnist_rows, digits_rows, fashion_mnist_rows, temporal_order; "
+            "echo for seq2seq_gru)."
         )
     return int(in_shape[0]), int(in_shape[1])
 
@@ -64,15 +66,21 @@ class RNNClassifier(nn.Module):
     Args:
         in_shape: (T, D) of one sequence.
         num_classes: outputs of the head.
-        cell: "lstm", "gru", "rnn" (plain ReLU RNN) or "gated" (hand-written cell of CATALOGUE G).
+        cell: "lstm", "gru", "rnn" (plain ReLU RNN) or "gated" (hand-written, scratch_rnn_cells).
         hidden: recurrent width.
         layers: stacked recurrent layers.
-        head: "mlp" (ReLU -> FC fc_width -> ReLU -> FC, CATALOGUE C) or "linear" (CATALOGUE D).
+        head: "mlp" (ReLU -> FC fc_width -> ReLU -> FC, rnn_rows_mnist) or "linear"
+            (temporal_order).
         input_affine: affine map of the input to the recurrent width first; null = only with
             head "mlp".
         fc_width: width of the hidden FC layer of the "mlp" head.
         impl: "torch" or "scratch" (hand-written) affine layers around the recurrent cell.
     """
+
+    @staticmethod
+    def takes(**_) -> Takes:
+        """Sequences T x D; one class per sequence (read from the last step)."""
+        return Takes(SEQUENCE)
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""VGG11 for 32x32 images (CATALOGUE B): the standard channel plan with BatchNorm, and a small plan."""
+"""VGG11 for 32x32 images: the standard plan with BatchNorm (vgg11_cifar10) and a small plan."""
 
 from __future__ import annotations
 
@@ -8,11 +8,21 @@ import torch
 from torch import nn
 
 from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
+from dlhw.shapes import IMAGE, Takes
 
 PLANS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
     "vgg11_small": [8, "M", 16, "M", 32, 32, "M", 64, 64, "M", 64, 64, "M"],
 }
+
+
+def _plan(plan: str | Sequence[int | str]) -> list[int | str]:
+    """The channel plan of a name of PLANS, or the list itself."""
+    if isinstance(plan, str):
+        if plan not in PLANS:
+            raise ValueError(f"model.plan={plan!r} is not one of {sorted(PLANS)} or a list")
+        return list(PLANS[plan])
+    return list(plan)
 
 
 class VGG(nn.Module):
@@ -31,6 +41,12 @@ class VGG(nn.Module):
         impl: "torch" layers or the hand-written "scratch" ones.
     """
 
+    @staticmethod
+    def takes(plan: str | Sequence[int | str] = "vgg11", **_) -> Takes:
+        """Images of at least 2^k x 2^k for the k max-pools of the plan (32x32 for VGG11)."""
+        size = 2 ** list(_plan(plan)).count("M")
+        return Takes(IMAGE, min_size=(size, size))
+
     def __init__(
         self,
         in_shape: tuple[int, int, int],
@@ -42,19 +58,15 @@ class VGG(nn.Module):
         impl: str = "torch",
     ):
         super().__init__()
-        if isinstance(plan, str):
-            if plan not in PLANS:
-                raise ValueError(f"model.plan={plan!r} is not one of {sorted(PLANS)} or a list")
-            plan = PLANS[plan]
+        plan = _plan(plan)
         L = layer_set(impl)
+        self.takes(plan).check(in_shape, "VGG")
         c, h, w = in_shape
         layers: list[nn.Module] = []
         for item in plan:
             if item == "M":
                 layers.append(L.MaxPool2d(2, 2))
                 h, w = conv_out(h, 2, 2), conv_out(w, 2, 2)
-                if h < 1 or w < 1:
-                    raise ValueError(f"VGG plan {list(plan)} pools inputs of {in_shape[1:]} to nothing")
                 continue
             cout = int(item)
             layers += conv_block(L, c, cout, 3, 1, batch_norm)
@@ -78,5 +90,6 @@ def vgg11(in_shape, num_classes, **kwargs) -> VGG:
 
 
 def vgg11_small(in_shape, num_classes, hidden: Sequence[int] = (64,), **kwargs) -> VGG:
-    """The small plan of CATALOGUE B: 8, M, 16, M, 32, 32, M, 64, 64, M, 64, 64, M, FC 64, FC classes."""
+    """The plan of vgg11_small_cifar10: 8, M, 16, M, 32, 32, M, 64, 64, M, 64, 64, M, FC 64, FC classes."""
     return VGG(in_shape, num_classes, plan="vgg11_small", hidden=hidden, **kwargs)
+

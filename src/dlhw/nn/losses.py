@@ -1,4 +1,9 @@
-"""Training losses selectable as ``loss=NAME``; each knows how many outputs the model needs."""
+"""Training losses selectable as ``loss=NAME``; each says which targets it takes.
+
+``binary``: the loss takes two-class targets only (one score per sample); otherwise any number of
+classes (one score per class). ``num_outputs`` turns the number of classes into model outputs.
+Per-step targets work with every loss: the module flattens steps into samples first.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from torch import nn
 class CrossEntropy(nn.Module):
     """Softmax cross-entropy over class logits (optional label smoothing)."""
 
-    binary = False
+    binary = False  # any number of classes >= 2
 
     def __init__(self, label_smoothing: float = 0.0):
         super().__init__()
@@ -37,11 +42,11 @@ class MulticlassHinge(CrossEntropy):
 class BinaryLogistic(nn.Module):
     """Logistic regression loss on one score per sample; targets in {0, 1}."""
 
-    binary = True
+    binary = True  # two-class targets only
 
     def num_outputs(self, num_classes: int) -> int:
         if num_classes != 2:
-            raise ValueError(f"loss=logistic needs a two-class data set, this one has {num_classes}")
+            raise ValueError(f"{type(self).__name__} needs a two-class data set, this one has {num_classes}")
         return 1
 
     def forward(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

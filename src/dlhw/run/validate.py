@@ -317,15 +317,23 @@ def check_output_dir(path: str | os.PathLike) -> None:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise one UserError listing every bad value of ``cfg`` (types, ranges, choices)."""
+    """Raise one UserError listing every bad value of ``cfg`` (types, ranges, choices), then
+    refuse a model, data set and loss that do not fit together (dlhw.run.compat)."""
+    from dlhw.run.compat import check_combination
+
     problems = config_problems(cfg)
     if problems:
         sep = "\n  " if len(problems) > 1 else " "
         raise UserError("invalid configuration:" + sep + sep.join(problems))
+    check_combination(cfg)
 
 
 def check_data(cfg: DictConfig, datamodule: Any) -> None:
-    """Checks that need the loaded data: the batch must fit in the training split."""
+    """Checks that need the loaded data: the combination with what it measured (sizes and classes
+    known only now), and the batch must fit in the training split."""
+    from dlhw.run.compat import check_combination
+
+    check_combination(cfg, datamodule)
     n = getattr(datamodule, "num_train_samples", None)
     bs = cfg.get("data", {}).get("batch_size")
     if _is_int(n) and _is_int(bs) and bs > n:
