@@ -37,12 +37,16 @@ def keep_threads():
 def test_bench_overhead_tiny_prints_both_sides_and_ratio(capsys, keep_threads) -> None:
     assert script("bench_overhead").main(["--tiny", "--threads", "1"]) == 0
     out = capsys.readouterr().out
-    for case in ("lenet_cifar10", "lstm64_mnist_rows"):
+    for case in ("lenet_cifar10", "lenet_mnist", "lstm64_mnist_rows"):
         line = next(li for li in out.splitlines() if li.startswith(f"{case}: dlhw "))
         m = re.search(RATIO.format(a="dlhw", b="plain"), line)
         assert m and float(m.group(1)) > 0 and m.group(2) == "1"
         assert re.search(r"plain \d+\.\d{3} s/epoch", line)
+        line = next(li for li in out.splitlines() if li.startswith(f"{case} dashboards: dlhw "))
+        m = re.search(RATIO.format(a="dlhw", b="minimal") + r" \[dlhw: [\d.]+; minimal: [\d.]+\]$", line)
+        assert m and float(m.group(1)) > 0 and "target <= 1.05" in line
     assert re.search(r"overhead: worst ratio \d+\.\d{3} \(target <= 1\.10\)", out)
+    assert re.search(r"dashboards: worst ratio dlhw/minimal \d+\.\d{3} \(target <= 1\.05\)", out)
     assert "machine: " in out and "cores" in out
 
 
@@ -84,13 +88,16 @@ def test_bench_memory_tiny_reports_peak_rss() -> None:
 
 
 @pytest.mark.slow
-def test_bench_sweep_tiny_splits_threads_and_prints_ratio() -> None:
+def test_bench_sweep_tiny_splits_threads_and_prints_ratios() -> None:
     out = run_script(str(SCRIPTS / "bench_sweep.py"), "--tiny")
     assert re.search(RATIO.format(a="joblib", b="sequential"), out)
-    m = re.search(r"threads per job: joblib \[(.*)\], sequential \[(.*)\]", out)
+    assert re.search(RATIO.format(a="ray", b="sequential"), out)
+    m = re.search(r"threads per job: sequential \[(.*)\], joblib \[(.*)\], ray \[(.*)\]", out)
     cores = len(os.sched_getaffinity(0))
-    assert m and all(int(t) == max(1, cores // 2) for t in m.group(1).split(","))
-    assert all(int(t) == cores for t in m.group(2).split(","))
+    assert m and all(int(t) == cores for t in m.group(1).split(","))
+    assert all(int(t) == 1 for t in m.group(2).split(",") + m.group(3).split(","))  # a core each
+    assert "devices: sequential ['cpu'], joblib ['cpu'], ray ['cpu']" in out
+    assert re.search(r"sweep: ray/sequential wall-time ratio \d+\.\d{3}", out)
 
 
 @pytest.mark.slow

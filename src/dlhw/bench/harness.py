@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytorch_lightning as pl
 import torch
 
 CIFAR_CLASSES = "airplane automobile bird cat deer dog frog horse ship truck".split()
@@ -83,22 +84,46 @@ def compose(overrides: list[str], output_dir: Path):
     return cfg
 
 
-def dlhw_epoch_times(cfg) -> list[float]:
+def dlhw_epoch_times(cfg, wall: bool = False) -> list[float]:
     """Train with dlhw's own pipeline (trainer, callbacks, loggers of ``cfg``); seconds per epoch.
 
-    The times are EpochTimer's time/epoch_s: training plus validation plus the checkpoint written
-    at the end of the epoch, i.e. everything ``dlhw-train`` does in an epoch.
+    By default EpochTimer's time/epoch_s: training plus validation, up to EpochTimer's own
+    epoch-end hook. ``wall=True``: from one epoch's start to the next (the last epoch ends when
+    training ends, before the train-end hooks), i.e. every callback's epoch-end work and the
+    checkpoint included, which is what the dashboards cost is measured with.
     """
-    import pytorch_lightning as pl
-
     from dlhw.lit.callbacks import EpochTimer
     from dlhw.run.build import build
 
     pl.seed_everything(cfg.seed, verbose=False)
     p = build(cfg)
+    clock = EpochWallClock()
+    if wall:
+        p.trainer.callbacks.insert(0, clock)
     p.trainer.fit(p.module, datamodule=p.datamodule)
+    if wall:
+        return clock.epoch_times
     timer = next(c for c in p.callbacks if isinstance(c, EpochTimer))
     return list(timer.epoch_times)
+
+
+class EpochWallClock(pl.Callback):
+    """Reads the clock at every epoch start and when training ends (first of the train-end hooks)."""
+
+    def __init__(self):
+        self.marks: list[float] = []
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
+        self.marks.append(time.perf_counter())
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        _sync(pl_module.device)
+        self.marks.append(time.perf_counter())
+
+    @property
+    def epoch_times(self) -> list[float]:
+        return [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)]
 
 
 def _sync(device: torch.device) -> None:
