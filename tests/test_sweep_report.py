@@ -135,3 +135,12 @@ def test_time_per_epoch_against_the_swept_width(tmp_path: Path) -> None:
     assert "| 1 | 11.00 ± 1.41 s |" in table and "| 2 | 20.00 s |" in table and "| 4 | 41.00 s |" in table
     assert (tmp_path / "report_files" / "epoch_time.png").read_bytes()[:4] == b"\x89PNG"
     assert not (tmp_path / "report_files" / "old_000.png").exists()  # an earlier report's figure
+
+
+def test_headline_calls_equal_validation_accuracies_a_tie(tmp_path: Path) -> None:
+    for i, (cell, seed) in enumerate([("rnn", 0), ("rnn", 1), ("lstm", 0), ("lstm", 1)]):
+        _fake_run(tmp_path, f"{i}", [f"model.cell={cell}", f"seed={seed}"], best_val_acc=1.0,
+                  test_acc=1.0)
+    md = Report(tmp_path).write().read_text()
+    assert "`model.cell=lstm` ties with `model.cell=rnn` on validation accuracy" in md
+    assert "within the seed spread" not in md

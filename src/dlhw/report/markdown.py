@@ -175,15 +175,20 @@ class Report:
                 f"{(test.mean - best_test.mean) * 100:+.2f} pp"
             self.md.append(f"| {rank} | {_cell(name)} | {test.n}/{len(runs)} | {val.pct()} | "
                            f"{test.pct()} | {delta} |")
-            if rank > 1 and val.n > 1 and best_val.n > 1 and \
-                    best_val.mean - val.mean <= max(best_val.sd, val.sd):
-                close.append((name, best_val.mean - val.mean, max(best_val.sd, val.sd)))
+            gap, spread = best_val.mean - val.mean, max(best_val.sd, val.sd)
+            if rank > 1 and val.n > 1 and best_val.n > 1 and (gap < spread or gap == 0):
+                close.append((name, gap, spread))
         self.md.append("")
         top = ranked[0][0]
         for name, gap, sd in close:
-            self.md.append(f"- `{name}` is within the seed spread of `{top}`: their mean validation "
-                           f"accuracies differ by {gap * 100:.2f} pp, less than a standard deviation "
-                           f"({sd * 100:.2f} pp); more seeds would be needed to rank them.")
+            if gap == 0:
+                self.md.append(f"- `{name}` ties with `{top}` on validation accuracy: the "
+                               "validation set does not rank them.")
+            else:
+                self.md.append(f"- `{name}` is within the seed spread of `{top}`: their mean "
+                               f"validation accuracies differ by {gap * 100:.2f} pp, less than a "
+                               f"standard deviation ({sd * 100:.2f} pp); more seeds would be "
+                               "needed to rank them.")
         if seeds == 1:
             self.md.append("- One run per configuration: the seed-to-seed spread is unknown, so "
                            "differences of a point or two may be noise.")
