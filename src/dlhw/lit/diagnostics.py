@@ -42,12 +42,21 @@ class GradNorm(pl.Callback):
                 writer.add_scalar(f"grad_norm/{name}", v, step)
 
 
+def to_host(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Float32 CPU copies of ``tensors`` in one device-to-host transfer (one sync, not one each)."""
+    if not tensors:
+        return []
+    flat = torch.cat([t.reshape(-1).float() for t in tensors]).cpu()
+    return [chunk.view(t.shape) for chunk, t in zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)]
+
+
 class WeightHistograms(pl.Callback):
     """Histograms and norms of every parameter and its gradient, at the start and every N epochs.
 
     Tags: ``weights/<param>``, ``grads/<param>`` (histograms), ``weight_norm/<param>`` and
     ``grad_norm_epoch/<param>`` (scalars), at the global step. The gradients are those of the last
-    step of the epoch, taken before clipping; other steps cost nothing.
+    step of the epoch, taken before clipping; other steps cost nothing. All parameters (and all
+    gradients) come off the device in one copy; without a TensorBoard logger nothing is copied.
 
     Args:
         every_n_epochs: interval in epochs (0: only at the start and the end).
@@ -70,15 +79,19 @@ class WeightHistograms(pl.Callback):
         if writer is None:
             return
         step = trainer.global_step
-        for name, p in pl_module.named_parameters():
-            name = short_name(name)
-            w = p.detach().float().cpu()
+        named = [(short_name(n), p.detach()) for n, p in pl_module.named_parameters()]
+        weights = to_host([w for _, w in named])
+        grads = self._grads
+        norms = torch.stack([w.float().norm() for w in weights] + [g.norm() for g in grads.values()])
+        norms = dict(zip([f"weight_norm/{n}" for n, _ in named] + [f"grad_norm_epoch/{n}" for n in grads],
+                         norms.tolist(), strict=True))
+        for (name, _), w in zip(named, weights, strict=True):
             writer.add_histogram(f"weights/{name}", w, step)
-            writer.add_scalar(f"weight_norm/{name}", w.norm().item(), step)
-            g = self._grads.get(name)
+            writer.add_scalar(f"weight_norm/{name}", norms[f"weight_norm/{name}"], step)
+            g = grads.get(name)
             if g is not None:
                 writer.add_histogram(f"grads/{name}", g, step)
-                writer.add_scalar(f"grad_norm_epoch/{name}", g.norm().item(), step)
+                writer.add_scalar(f"grad_norm_epoch/{name}", norms[f"grad_norm_epoch/{name}"], step)
         self._grads = {}
 
     def on_fit_start(self, trainer, pl_module) -> None:
@@ -90,12 +103,10 @@ class WeightHistograms(pl.Callback):
     def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
         n = trainer.num_training_batches
         last_batch = isinstance(n, int) and self._batch_idx + 1 >= n
-        if not (self.grads and last_batch and self._due(trainer)):
+        if not (self.grads and last_batch and self._due(trainer)) or tb_writer(trainer) is None:
             return
-        self._grads = {
-            short_name(name): p.grad.detach().float().cpu()
-            for name, p in pl_module.named_parameters() if p.grad is not None
-        }
+        named = [(short_name(n), p.grad.detach()) for n, p in pl_module.named_parameters() if p.grad is not None]
+        self._grads = dict(zip([n for n, _ in named], to_host([g for _, g in named]), strict=True))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if self._due(trainer) or trainer.should_stop:
