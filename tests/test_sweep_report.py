@@ -144,3 +144,23 @@ def test_headline_calls_equal_validation_accuracies_a_tie(tmp_path: Path) -> Non
     md = Report(tmp_path).write().read_text()
     assert "`model.cell=lstm` ties with `model.cell=rnn` on validation accuracy" in md
     assert "within the seed spread" not in md
+
+
+def test_spikes_above_the_initial_loss_are_counted(tmp_path: Path) -> None:
+    import json
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    for i, losses in enumerate(([1.4, 0.5, 2.0, 0.4, 0.9], [1.4, 0.3, 0.8, 0.2, 0.3])):
+        run = tmp_path / str(i)
+        _fake_run(tmp_path, str(i), [f"arm=procedure/{'reference' if i == 0 else 'fix'}"],
+                  best_val_acc=0.9, test_acc=0.9)
+        with SummaryWriter(str(run / "tensorboard")) as writer:
+            for step, loss in enumerate(losses):
+                writer.add_scalar("train/loss_every_step", loss, step)
+        spikes = [{"step": s, "loss": v, "median": 0.4} for s, v in enumerate(losses) if v > 0.8 and s]
+        (run / "loss_spikes.json").write_text(json.dumps(
+            {"factor": 2.0, "window": 50, "count": len(spikes), "spikes": spikes}))
+    md = Report(tmp_path).write().read_text()
+    assert "| arm=procedure/reference | 2 | 1 | 2.0000 | 2, 4 |" in md  # 2.0 > 1.4, 0.9 is not
+    assert "| arm=procedure/fix | 0 | 0 | — | — |" in md

@@ -16,7 +16,8 @@ from dlhw.report.runs import Run, differing_keys, find_runs, first_conv_weight
 
 log = logging.getLogger("dlhw")
 FILES = "report_files"
-MAX_IMAGES = 24  # per-run images (filters, signal) shown at most
+MAX_IMAGES = 24  # first-layer filter grids shown at most
+MAX_DETAIL = 6  # configurations with their own signal and weight-norm figures
 
 
 def _pct(v) -> str:
@@ -320,7 +321,7 @@ class Report:
                     "under He initialisation, shrinking layer by layer under N(0, 0.01²).\n"]
         self.image(plots.signal_comparison_figure(recorded), "signal_init.png",
                    "Pre-activation variance at initialisation")
-        for i, (label, s) in enumerate(recorded[:MAX_IMAGES]):
+        for i, (label, s) in enumerate(recorded[:MAX_DETAIL]):
             records = [s["records"][0], s["records"][-1]] if len(s["records"]) > 1 else s["records"]
             self.image(plots.signal_figure({"layers": s["layers"], "records": records},
                                            title=f"{label}"), f"signal_{i:03d}.png", f"Signal: {label}")
@@ -340,7 +341,9 @@ class Report:
             self.image(plots.curves_figure(series, "global gradient norm (before clipping)",
                                            "Gradient norm per step", xlabel="step", logy=True),
                        "grad_norm.png", "Gradient norm per step")
-        for i, (label, r) in enumerate(weights[:MAX_IMAGES]):
+        if len(weights) > MAX_DETAIL:
+            self.md.append(f"Weight norms of the first {MAX_DETAIL} configurations.\n")
+        for i, (label, r) in enumerate(weights[:MAX_DETAIL]):
             tags = sorted(t for t in r.scalars() if t.startswith("weight_norm/"))
             series = [(t.removeprefix("weight_norm/").removeprefix("net."),
                        [s for s, _ in r.scalars()[t]], [v for _, v in r.scalars()[t]]) for t in tags]
@@ -387,11 +390,20 @@ class Report:
             self.md.append(f"No loss spikes in any run (loss > {s['factor']} × median of the previous "
                            f"{s['window']} steps).\n")
             return
-        self.md += ["## Loss spikes\n", "| run | spikes | spike steps (first 10) | rule |", "|---|---|---|---|"]
+        s = recorded[0][1]
+        self.md += ["## Loss spikes\n",
+                    f"A spike is a step whose loss exceeds {s['factor']} × the median of the previous "
+                    f"{s['window']} steps; *above the initial loss* counts the spikes whose loss is "
+                    "higher than the first step's (the loss of the untrained net).\n",
+                    "| run | spikes | above the initial loss | highest spike loss | spike steps (first 10) |",
+                    "|---|---|---|---|---|"]
         for run, s in recorded:
             steps = ", ".join(str(x["step"]) for x in s["spikes"][:10]) or "—"
-            rule = f"loss > {s['factor']} × median of previous {s['window']} steps"
-            self.md.append(f"| {_cell(self.label(run))} | {s['count']} | {steps} | {rule} |")
+            first = run.scalars().get("train/loss_every_step", [])
+            initial = first[0][1] if first else None
+            above = "—" if initial is None else str(sum(x["loss"] > initial for x in s["spikes"]))
+            highest = _num(max((x["loss"] for x in s["spikes"]), default=None))
+            self.md.append(f"| {_cell(self.label(run))} | {s['count']} | {above} | {highest} | {steps} |")
         self.md.append("")
 
     def search(self) -> None:
