@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dlhw.run.runner import run_safely
-from dlhw.run.validate import config_problems
+from dlhw.run.validate import config_problems, unknown_key_hint
 
 
 def fails_with(make_cfg, tmp_path: Path, capsys, overrides: list[str]) -> str:
@@ -108,3 +108,23 @@ def test_unknown_key_keeps_hydras_readable_message(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert "Could not override 'optimizer.lrr'" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "dlhw: optimizer.lrr is not a key of this config; did you mean optimizer.lr?")
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    (["optimizer=sgd", "optimizer.momentun=0.9"], "optimizer.momentun is not a key of this config; did you mean optimizer.momentum?"),
+    (["model=lenett"], "model=lenett is not an option of model; did you mean model=lenet?"),
+    (["modle=mlp"], "modle is not a key of this config; did you mean model?"),
+    (["model=mlp", "model.hiden=[5]"], "did you mean model.hidden?"),
+    (["-m", "model=lenet,mlpp"], "model=mlpp is not an option of model; did you mean model=mlp?"),
+    (["zzz.qqq=1"], "zzz.qqq is not a key of this config (dlhw-train --cfg job prints every key)."),
+])
+def test_unknown_key_or_option_gets_the_nearest_valid_names(overrides, expected) -> None:
+    hint = unknown_key_hint(overrides)
+    assert hint.startswith("dlhw: ") and expected in hint and "\n" not in hint
+
+
+def test_no_hint_when_every_key_exists() -> None:
+    assert unknown_key_hint(["model=mlp", "model.hidden=[5]", "+trainer.fast_dev_run=1",
+                             "arm=lenet/augment", "hydra.run.dir=x", "seed=3"]) is None

@@ -31,7 +31,16 @@ def main() -> None:
     except UserError as exc:
         print(f"dlhw: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    _hydra_main()
+    try:
+        _hydra_main()
+    except SystemExit as exc:
+        if exc.code == 1:  # Hydra's own error (e.g. an unknown key): add the nearest valid names
+            from dlhw.run.validate import unknown_key_hint
+
+            hint = unknown_key_hint(sys.argv[1:])
+            if hint:
+                print(hint, file=sys.stderr)
+        raise
 
 
 if __name__ == "__main__":

@@ -341,3 +341,85 @@ def check_data(cfg: DictConfig, datamodule: Any) -> None:
             f"data.batch_size={bs} is larger than the training split ({n} samples): "
             f"use data.batch_size <= {n}."
         )
+
+
+def _all_keys(node: Any, prefix: str = "") -> Iterator[str]:
+    """Every dotted key of a config (sections and leaves), values left unresolved."""
+    if isinstance(node, DictConfig):
+        for key in node.keys():
+            path = f"{prefix}{key}"
+            yield path
+            yield from _all_keys(node._get_node(key), f"{path}.")
+
+
+def config_groups() -> dict[str, list[str]]:
+    """The config groups of conf/ and their options (``FAMILY/NAME`` in nested groups such as arm)."""
+    from importlib import resources
+
+    root = resources.files("dlhw.conf")
+    groups = {}
+    for folder in root.iterdir():
+        if folder.is_dir() and not folder.name.startswith(("_", "hydra", "paths")):
+            found, todo = [], [(folder, "")]
+            while todo:
+                where, prefix = todo.pop()
+                for f in where.iterdir():
+                    if f.is_dir() and not f.name.startswith("_"):
+                        todo.append((f, f"{prefix}{f.name}/"))
+                    elif f.name.endswith(".yaml") and not f.name.startswith("_"):
+                        found.append(prefix + f.name[:-5])
+            groups[folder.name] = sorted(found)
+    return groups
+
+
+def _nearest(name: str, candidates: list[str], cutoff: float = 0.6) -> list[str]:
+    """The closest candidate, and any other nearly as close (at most three)."""
+    import difflib
+
+    scored = sorted(((difflib.SequenceMatcher(None, name, c).ratio(), c) for c in candidates), reverse=True)
+    best = scored[0][0] if scored else 0.0
+    return [c for score, c in scored[:3] if score >= cutoff and score >= best - 0.05]
+
+
+def unknown_key_hint(overrides: list[str]) -> str | None:
+    """One line with the nearest valid names for the keys and group options of ``overrides`` that
+    the config does not have (``optimizer.lrr`` -> ``optimizer.lr``); None when all exist.
+
+    Shown after Hydra's own error for an unknown key or option, which stays as it is. Keys added
+    with ``+`` or removed with ``~``, and hydra's own, are Hydra's business.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
+
+    groups = config_groups()
+    pairs = [o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("-", "+", "~"))]
+    pairs = [(k, v) for k, v in pairs if not k.startswith("hydra") and k != "resume"]
+    chosen = [f"{k}={v}" for k, v in pairs if v in groups.get(k, ())]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("dlhw.conf", version_base="1.3"):
+            cfg = compose("train", overrides=chosen)
+    except Exception:  # the chosen options themselves do not compose: Hydra said why
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+    keys = [k for k in _all_keys(cfg) if not k.startswith("hydra")]
+    hints = []
+    for key, value in pairs:
+        if key in groups:
+            for option in (o for o in value.split(",") if o not in groups[key] and o != "null"):
+                near = _nearest(option, groups[key], cutoff=0.5)
+                hints.append(f"{key}={option} is not an option of {key}" + (
+                    f"; did you mean {' or '.join(f'{key}={n}' for n in near)}?" if near
+                    else f" (options: {', '.join(groups[key])})."))
+        elif key not in keys:
+            depth = key.count(".")
+            same_depth = sorted({k for k in [*keys, *groups] if k.count(".") == depth})
+            taking_value = [g for g, names in groups.items() if value in names]  # modle=mlp: model
+            near = _nearest(key, taking_value or same_depth)
+            hints.append(f"{key} is not a key of this config" + (
+                f"; did you mean {' or '.join(near)}?" if near
+                else " (dlhw-train --cfg job prints every key)."))
+    return "dlhw: " + " ".join(hints) if hints else None
