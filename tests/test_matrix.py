@@ -102,8 +102,9 @@ def outcome(cfg: DictConfig, fit: bool = True) -> tuple[str, str]:
         if not fit:
             return "builds", ""
         p.trainer.fit(p.module, datamodule=p.datamodule)
-        steps = p.trainer.global_step
-        return ("trains", "") if steps >= 1 else ("crashed", f"trained {steps} steps")
+        # under ddp_spawn the ranks count the steps; the epoch's training loss comes back
+        trained = p.trainer.global_step >= 1 or "train/loss" in p.trainer.callback_metrics
+        return ("trains", "") if trained else ("crashed", "fit ended without a training step")
     except Exception as exc:
         user_error = find_user_error(exc)
         if isinstance(user_error, UserError):
@@ -254,7 +255,7 @@ def test_presets_with_each_trainer(tiny, tmp_path) -> None:
 def test_preset_trains_on_ddp_cpu(name: str, tiny, tmp_path) -> None:
     m = Matrix(preset(name, tiny, tmp_path), tiny, tmp_path)
     what, why = m.run("ddp_cpu", {"trainer": "ddp_cpu"})
-    assert what != "crashed", why
+    assert what == "trains", why
 
 
 def test_docs_table_is_up_to_date(monkeypatch, capsys) -> None:
