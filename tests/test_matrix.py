@@ -22,7 +22,7 @@ from conftest import compose_config, write_cifar10, write_image_folder, write_mn
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from dlhw.errors import UserError
-from dlhw.run.compat import compatibility_table, option_config, options, pair_mismatch
+from dlhw.run.compat import compatibility_table, model_takes, option_config, options, pair_mismatch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA, MODELS, LOSSES = options("data"), options("model"), options("loss")
@@ -141,11 +141,9 @@ class Matrix:
 
 
 def data_for_model(model: str) -> str:
-    takes = option_config("model", model)
-    from dlhw.run.compat import model_takes
-
-    t = model_takes(takes, resolve=False)
-    return FITS["per_step" if t.per_step else t.kind]
+    """A tiny data set the model takes (its shape contract says which kind)."""
+    takes = model_takes(option_config("model", model), resolve=False)
+    return FITS["per_step" if takes.per_step else takes.kind]
 
 
 def image_size(model: str) -> dict:
@@ -192,11 +190,9 @@ def test_binary_loss_on_a_folder_of_three_classes_is_refused_once_loaded(base, t
     assert "has 3" in message and "cross_entropy" in message
 
 
-@pytest.mark.parametrize("group, option_values", [
-    ("model.impl", ["scratch"]),
-    ("init", None),
-])
-def test_every_model_with(group: str, option_values, base, tiny, tmp_path) -> None:
+@pytest.mark.parametrize("group", ["model.impl", "init"])
+def test_every_model_with(group: str, base, tiny, tmp_path) -> None:
+    """model.impl=scratch x every model, every init x every model, each on data that fits it."""
     m = Matrix(base, tiny, tmp_path)
     for model in MODELS:
         groups = {"data": data_for_model(model), "model": model}
@@ -204,7 +200,7 @@ def test_every_model_with(group: str, option_values, base, tiny, tmp_path) -> No
             for init in options("init"):
                 m.run(f"init={init} model={model}", {**groups, "init": init}, image_size(model))
         else:
-            m.run(f"{group}=scratch model={model}", groups, {**image_size(model), group: "scratch"})
+            m.run(f"model.impl=scratch model={model}", groups, {**image_size(model), "model.impl": "scratch"})
     assert m.crashed() == [], "cells that neither train nor say why:\n" + "\n".join(m.crashed())
     assert m.refused() == {}
 
@@ -220,9 +216,9 @@ def test_optimizer_x_scheduler(base, tiny, tmp_path) -> None:
     assert len(m.cells) == len(options("optimizer")) * len(options("scheduler"))
 
 
-def preset(name: str, tiny: dict, out: Path) -> DictConfig:
-    cfg = compose_config([f"experiment={name}", "callbacks=none", "logger=none"], out)
-    return cfg
+def preset(name: str, out: Path) -> DictConfig:
+    """A preset composed by Hydra (it sets several groups at once)."""
+    return compose_config([f"experiment={name}", "callbacks=none", "logger=none"], out)
 
 
 def test_presets_with_each_trainer(tiny, tmp_path) -> None:
@@ -233,7 +229,7 @@ def test_presets_with_each_trainer(tiny, tmp_path) -> None:
     gpu = torch.cuda.is_available()
     cells: dict[str, tuple[str, str]] = {}
     for name in options("experiment"):
-        base = preset(name, tiny, tmp_path / name)
+        base = preset(name, tmp_path / name)
         m = Matrix(base, tiny, tmp_path / name)
         for trainer in options("trainer"):
             fit = trainer == "cpu" or (gpu and trainer == "gpu")
@@ -253,7 +249,7 @@ def test_presets_with_each_trainer(tiny, tmp_path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", options("experiment"))
 def test_preset_trains_on_ddp_cpu(name: str, tiny, tmp_path) -> None:
-    m = Matrix(preset(name, tiny, tmp_path), tiny, tmp_path)
+    m = Matrix(preset(name, tmp_path), tiny, tmp_path)
     what, why = m.run("ddp_cpu", {"trainer": "ddp_cpu"})
     assert what == "trains", why
 
