@@ -161,8 +161,9 @@ def test_study_is_one_multirun_command(tiny_data, tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**_env(), "OMP_NUM_THREADS": "1"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    results = [read_results(out / str(i)) for i in range(2)]
+    results = [read_results(out / name) for name in ("0_model.norm=null", "1_model.norm=batch")]
     assert all(r and r["status"] == "completed" for r in results)
+    assert (out / "report.md").is_file()  # the study ends in its report
     assert [r["overrides"][0] for r in results] == ["model.norm=null", "model.norm=batch"]
     assert results[1]["params"] > results[0]["params"]
 
