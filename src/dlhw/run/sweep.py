@@ -3,8 +3,9 @@ report) and DDP in sweeps.
 
 The callback is registered in conf/hydra/default.yaml (``hydra.callbacks.dlhw``). A job of a sweep
 is named by what the sweep varies (``3_init=kaiming,seed=1``): at the start of a sweep the callback
-publishes the command-line keys that every job shares (``DLHW_SWEEP_FIXED_KEYS``), Hydra leaves
-them out of ``hydra.job.override_dirname``, and the job directory is ``NUM_OVERRIDE_DIRNAME``.
+publishes the command-line keys that every job shares (``DLHW_SWEEP_FIXED_KEYS``, read by
+conf/hydra/default.yaml), Hydra leaves them out of ``hydra.job.override_dirname``, and the job
+directory is ``NUM_OVERRIDE_DIRNAME``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class DlhwCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check_dir(str(config.hydra.sweep.dir))
         _, fixed = split_sweep_keys(list(config.hydra.overrides.task), config.hydra.sweeper.get("params"))
-        os.environ[FIXED_KEYS_ENV] = json.dumps(fixed)  # read by ${dlhw_fixed_keys:} as jobs compose
+        os.environ[FIXED_KEYS_ENV] = json.dumps(fixed)  # read as the jobs' configs are composed
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
@@ -77,15 +78,6 @@ def split_sweep_keys(overrides: list[str], sweeper_params: Any = None) -> tuple[
         key = o.key_or_group
         (swept if o.is_sweep_override() or key.lstrip("+~") in params else fixed).append(key)
     return swept, fixed
-
-
-def fixed_sweep_keys() -> list[str]:
-    """The command-line keys every job of the current sweep shares (none outside a sweep)."""
-    try:
-        keys = json.loads(os.environ.get(FIXED_KEYS_ENV, "[]"))
-    except ValueError:
-        return []
-    return [str(k) for k in keys] if isinstance(keys, list) else []
 
 
 def job_dir_name(num: Any, override_dirname: str) -> str:
