@@ -168,7 +168,7 @@ class CIFAR10JpegData(ImageFolderData):
             raise DataNotFoundError(
                 f"CIFAR-10 JPEG not found: neither {target}/train and test nor the archive "
                 f"{self.archive} exist. Fix: set data.archive to the path of cifar10-jpeg.tar.gz "
-                "(for example ../shared/data/cifar10-jpeg.tar.gz) and data.root to a writable folder "
+                "(for example DATA/cifar10-jpeg.tar.gz, docs/catalogue.md#data) and data.root to a writable folder "
                 "to unpack it into, or use data=cifar10 or data=digits."
             )
         target.mkdir(parents=True, exist_ok=True)

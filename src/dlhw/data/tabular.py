@@ -36,7 +36,7 @@ class PickleData(ClassificationData):
         if not self.path.is_file():
             raise DataNotFoundError(
                 f"data.path={self.path} does not exist. Point data.path at the pickle, for example "
-                "../shared/data/eecs-binary/data.pkl."
+                "DATA/eecs-binary/data.pkl (docs/catalogue.md#data)."
             )
         obj = load_pickle(self.path)
         if not (isinstance(obj, (tuple, list)) and len(obj) == 2):
