@@ -46,10 +46,15 @@ def test_report_table_and_plots(sweep: Path, capsys) -> None:
         assert f"report_files/{name}" in images
     # filters once per configuration (seed 0 of model=lenet), none for the MLP
     assert [i for i in images if "filters_" in i] == ["report_files/filters_000.png"]
-    for rel in images:  # relative links that resolve, real PNG files
+    from PIL import Image
+
+    for rel in images:  # relative links that resolve, real PNG figures (not blank, not tiny)
         assert not Path(rel).is_absolute()
         data = (sweep / rel).read_bytes()
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+        with Image.open(sweep / rel) as image:
+            colours = image.convert("RGB").getcolors(maxcolors=1 << 16) or []
+            assert image.width >= 300 and image.height >= 100 and len(colours) >= 16
     html = (sweep / "report.html").read_text()
     assert "<table>" in html and "report_files/train_loss.png" in html
 
