@@ -284,10 +284,11 @@ class Report:
 
     def representatives(self) -> list[tuple[str, Run]]:
         """One run per configuration (its first completed seed), for the per-run figures."""
+        groups = self.groups()
         out = []
-        for name, runs in self.groups().items():
+        for name, runs in groups.items():
             run = next((r for r in runs if r.completed), runs[0])
-            out.append((name if len(self.groups()) > 1 else self.label(run), run))
+            out.append((name if len(groups) > 1 else self.label(run), run))
         return out
 
     def filters(self) -> None:
