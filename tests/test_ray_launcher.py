@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -201,11 +202,18 @@ def test_sweep_on_ray_runs_two_at_a_time_survives_a_failing_job_and_resumes(tmp_
 
 @pytest.fixture(scope="module")
 def two_fake_gpus():
-    """A local Ray of 4 CPUs that declares 2 GPUs (Ray hands out ids; no device is touched)."""
+    """A local Ray of 4 CPUs that declares 2 GPUs (Ray hands out ids; no device is touched).
+
+    ray.init installs its own SIGINT/SIGTERM handlers in this process; they are put back afterwards
+    so that later tests see the interpreter's handlers.
+    """
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, object_store_memory=78_643_200,
              log_to_driver=False)
     yield ray.cluster_resources()
     ray.shutdown()
+    for sig, handler in handlers.items():
+        signal.signal(sig, handler)
 
 
 @needs_ray
