@@ -59,7 +59,7 @@ run_one() {
     mnist_cnns) study "$1" experiment=mnist_classifiers "data.root=$DATA" \
         arm=mnist/cnn_f32_k3_h100,mnist/cnn_f32_k5_h100,mnist/cnn_f32_k7_h100,mnist/cnn_f32_k5_h500,mnist/cnn_dropout_bn \
         seed=0,1 "${PARALLEL[@]}" ;;
-    # the six recurrent networks reading MNIST rows (~50 min a seed)
+    # the six recurrent networks reading MNIST rows (~8 min)
     rnn_rows_mnist_variants) study "$1" experiment=rnn_rows_mnist_variants "data.root=$DATA" seed=0,1 \
         "${PARALLEL[@]}" ;;
     # ReLU RNN vs LSTM on the easy temporal-order level (~5 min)
