@@ -56,7 +56,7 @@ def torchvision_loaders(root: Path, dm, workers: int, device: str):
 
 def best_workers(root: Path, dm, device: str, probe_batches: int) -> tuple[int, dict[int, float]]:
     """The num_workers (0 .. cores) whose DataLoader delivers ``probe_batches`` batches fastest."""
-    from dlhw.run.threads import available_cores
+    from dlhw.sweep.threads import available_cores
 
     rates = {}
     for w in range(0, available_cores() + 1):

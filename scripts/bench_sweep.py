@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dlhw.bench import harness as bench
-    from dlhw.run.threads import available_cores
+    from dlhw.sweep.threads import available_cores
 
     extra = []
     if a.tiny:

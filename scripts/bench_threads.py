@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tiny", action="store_true")
     a = p.parse_args(argv)
     from dlhw.bench.harness import interleaved, machine
-    from dlhw.run.threads import available_cores
+    from dlhw.sweep.threads import available_cores
 
     if a.tiny:
         a.repeats, a.steps = 1, 3

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dlhw.run.compat import compatibility_table
+from dlhw.config.compat import compatibility_table
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "compatibility.md"
 

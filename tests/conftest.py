@@ -89,20 +89,9 @@ def image_folder_root(tmp_path: Path) -> Path:
 
 def compose_config(overrides: list[str], output_dir: Path):
     """Compose conf/train.yaml as the CLI would, for an in-process run into ``output_dir``."""
-    from hydra import compose, initialize_config_module
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from dlhw.config.compose import compose
 
-    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
-
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.experiment_name = cfg.hydra.runtime.choices.get("experiment")
-        del cfg.hydra
-    return cfg
+    return compose(overrides, output_dir=output_dir)
 
 
 @pytest.fixture

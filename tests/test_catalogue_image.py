@@ -29,10 +29,9 @@ def n_params(net: nn.Module) -> int:
 
 def compose_group(group: str, name: str, overrides: tuple[str, ...] = ()):
     """The config of one group option, composed through conf/train.yaml."""
-    from hydra import compose, initialize_config_module
+    from dlhw.config.compose import compose
 
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"{group}={name}", *overrides])
+    cfg = compose([f"{group}={name}", *overrides])
     return cfg[group]
 
 

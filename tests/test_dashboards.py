@@ -11,12 +11,12 @@ import torch
 from conftest import compose_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from dlhw.config.flatten import flatten_config
 from dlhw.lit.hparams import METRICS
 from dlhw.lit.signal import SignalPropagation
 from dlhw.lit.spikes import LossSpikeDetector
 from dlhw.models import MLP, LeNet
 from dlhw.nn.init import initialize
-from dlhw.run.hparams import flatten_config
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 from dlhw.run.runner import run, run_safely
 
 QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "data.max_train_samples=100",

@@ -17,25 +17,24 @@ import yaml
 from hydra.core.utils import JobReturn, JobStatus
 from omegaconf import OmegaConf
 
-import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
-from dlhw.run.search import FailedTrials, TrialFailed
-from dlhw.run.sweep import job_dirs
+import dlhw.config.resolvers  # noqa: F401  (registers the resolvers the configs use)
+from dlhw.sweep.callback import job_dirs
+from dlhw.sweep.search import FailedTrials, TrialFailed
 
 SEARCHES = ("binary_hidden", "mnist_hidden", "cnn_mnist")
 
 
 @pytest.mark.parametrize("name", SEARCHES)
 def test_search_config_maximises_validation_accuracy(name: str, make_cfg) -> None:
-    from hydra import compose, initialize_config_module
+    from dlhw.config.compose import compose
 
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"hparams_search={name}"], return_hydra_config=True)
+    cfg = compose([f"hparams_search={name}"], return_hydra_config=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("ResumableOptunaSweeper") and sweeper.direction == "maximize"
     raw = OmegaConf.to_container(sweeper, resolve=False)
     assert cfg.optimized_metric == "val/acc" and raw["storage"] == "sqlite:///${hydra.sweep.dir}/optuna.db"
     assert sweeper.max_failure_rate == 1.0
-    assert cfg.hydra.callbacks.failed_trials._target_ == "dlhw.run.search.FailedTrials"
+    assert cfg.hydra.callbacks.failed_trials._target_ == "dlhw.sweep.search.FailedTrials"
     assert all(str(v).startswith("choice(") for v in sweeper.params.values())
     assert {k.split(".")[0] for k in sweeper.params} == {"model"}
 

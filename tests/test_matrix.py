@@ -21,8 +21,14 @@ import pytest
 from conftest import compose_config, write_cifar10, write_image_folder, write_mnist
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from dlhw.config.compat import (
+    compatibility_table,
+    model_takes,
+    option_config,
+    options,
+    pair_mismatch,
+)
 from dlhw.errors import UserError
-from dlhw.run.compat import compatibility_table, model_takes, option_config, options, pair_mismatch
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA, MODELS, LOSSES = options("data"), options("model"), options("loss")
@@ -92,9 +98,9 @@ def cell(base: DictConfig, tiny: dict, out: Path, groups: dict[str, str], values
 
 def outcome(cfg: DictConfig, fit: bool = True) -> tuple[str, str]:
     """("trains", "") after one step, ("refused", message) for a UserError, else ("crashed", why)."""
+    from dlhw.config.validate import validate
     from dlhw.run.build import build
     from dlhw.run.runner import find_user_error
-    from dlhw.run.validate import validate
 
     try:
         validate(cfg)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 from dlhw.run.runner import run
 
 TINY = [
@@ -73,12 +73,9 @@ def tiny_data(tmp_path_factory) -> dict[str, list[str]]:
 
 
 def compose_with_hydra(overrides: list[str]):
-    from hydra import compose, initialize_config_module
+    from dlhw.config.compose import compose
 
-    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
-
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
+    return compose(overrides, return_hydra_config=True)
 
 
 def sweep_jobs(name: str) -> list[list[str]]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 from dlhw.run.runner import run
 
 TINY = [
@@ -26,10 +26,9 @@ GENERATED = ["data.train_size=32", "data.val_size=16", "data.test_size=16", "dat
 
 def sweep_jobs(experiment: str) -> list[list[str]]:
     """The override lists a `-m experiment=NAME` run launches (the basic sweeper's product)."""
-    from hydra import compose, initialize_config_module
+    from dlhw.config.compose import compose
 
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    cfg = compose([f"experiment={experiment}"], return_hydra_config=True)
     params = cfg.hydra.sweeper.params or {}
     axes = [[f"{k}={v}" for v in str(values).split(",")] for k, values in params.items()]
     return [list(job) for job in itertools.product(*axes)]

@@ -21,7 +21,7 @@ import torch
 
 from dlhw.data.loader import check_budget, check_fits, data_bytes
 from dlhw.errors import UserError
-from dlhw.run.devices import (
+from dlhw.sweep.devices import (
     CONTEXT_RESERVE_BYTES,
     Share,
     cap_gpu_memory,
@@ -240,7 +240,7 @@ def test_ray_puts_at_most_k_jobs_on_each_gpu_and_sets_their_visible_device(two_f
 def test_a_job_whose_worker_dies_is_a_failed_return_and_the_others_finish(two_fake_gpus) -> None:
     from hydra.core.utils import JobReturn, JobStatus
 
-    from dlhw.run.ray_launcher import collect
+    from dlhw.sweep.ray_launcher import collect
 
     @ray.remote(max_retries=0)
     def job(crash: bool):

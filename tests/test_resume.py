@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 from dlhw.run.runner import run, run_safely
 
 # LeNet with dropout (draws from the global RNG) on 400 digits, 12 steps per epoch, 3 epochs.

@@ -11,9 +11,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from dlhw.errors import UserError
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 from dlhw.run.runner import run
-from dlhw.run.sweep import ddp_for_sweeps, job_dirs
+from dlhw.sweep.callback import job_dirs
+from dlhw.sweep.devices import ddp_for_sweeps
 
 TINY = ["threads=1", "trainer.max_epochs=1", "data.max_train_samples=200", "callbacks.progress_bar=null",
         "logger=none"]
@@ -47,17 +48,16 @@ def test_slurm_local_runs_a_sweep_through_submitit(tmp_path: Path) -> None:
     assert logs, "submitit wrote no job log"
 
 
-def test_slurm_config_follows_the_trainer(make_cfg) -> None:
-    from hydra import compose, initialize_config_module
+def test_slurm_config_follows_the_trainer() -> None:
     from hydra.core.hydra_config import HydraConfig
 
+    from dlhw.config.compose import compose
+
     def launcher(*overrides: str):
-        with initialize_config_module("dlhw.conf", version_base="1.3"):
-            cfg = compose("train", overrides=["hydra/launcher=slurm", *overrides], return_hydra_config=True)
+        cfg = compose(["hydra/launcher=slurm", *overrides], return_hydra_config=True)
         HydraConfig.instance().set_config(cfg)
         return OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
 
-    make_cfg([])  # registers dlhw's resolvers
     cpu = launcher()
     assert cpu["_target_"].endswith("SlurmLauncher") and cpu["gpus_per_node"] == 0 and cpu["tasks_per_node"] == 1
     ddp = launcher("trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", "hydra.launcher.partition=gpu")
@@ -65,10 +65,9 @@ def test_slurm_config_follows_the_trainer(make_cfg) -> None:
     assert ddp["array_parallelism"] > 1 and ddp["timeout_min"] > 0 and ddp["max_num_timeout"] > 0
 
 
-def test_slurm_config_makes_a_valid_sbatch_script(make_cfg, tmp_path: Path, monkeypatch) -> None:
+def test_slurm_config_makes_a_valid_sbatch_script(tmp_path: Path, monkeypatch) -> None:
     """What the launcher would submit: parameters mapped as hydra-submitit-launcher maps them."""
     import submitit
-    from hydra import compose, initialize_config_module
     from hydra.core.hydra_config import HydraConfig
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
     from submitit.slurm.slurm import _make_sbatch_string
@@ -77,11 +76,10 @@ def test_slurm_config_makes_a_valid_sbatch_script(make_cfg, tmp_path: Path, monk
     (tmp_path / "bin" / "srun").write_text("#!/bin/sh\n")  # submitit only checks that srun exists
     (tmp_path / "bin" / "srun").chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
-    make_cfg([])  # registers dlhw's resolvers
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
-                                          "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}"],
-                      return_hydra_config=True)
+    from dlhw.config.compose import compose
+
+    cfg = compose(["hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4",
+                   "hydra.launcher.partition=gpu", f"hydra.sweep.dir={tmp_path}"], return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     params = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     executor = submitit.AutoExecutor(folder=str(tmp_path / "%j"), cluster="slurm",

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from dlhw.data.augment import Augment
 from dlhw.data.loader import BatchTransform, TensorLoader, crop_flip
 from dlhw.errors import UserError
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 from dlhw.run.runner import run
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -81,7 +81,7 @@ def test_eval_batches_are_slices_in_order_and_train_batches_are_a_seeded_permuta
 
 # ----------------------------------------------------------------------------- threads
 def test_thread_split_gives_each_parallel_job_its_share_of_the_cores() -> None:
-    from dlhw.run.threads import job_threads, parallel_jobs
+    from dlhw.sweep.threads import job_threads, parallel_jobs
 
     assert job_threads(None, cores=2, n_jobs=1) == 2
     assert job_threads(None, cores=2, n_jobs=2) == 1  # two jobs on two cores: one thread each
@@ -96,15 +96,13 @@ def test_thread_split_gives_each_parallel_job_its_share_of_the_cores() -> None:
 
 
 def test_joblib_multirun_job_sets_cores_over_n_jobs_threads(monkeypatch) -> None:
-    from hydra import compose, initialize_config_module
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    import dlhw.run.threads as threads
+    import dlhw.sweep.threads as threads
+    from dlhw.config.compose import compose
 
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        cfg = compose("train", overrides=["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-                      return_hydra_config=True)
+    cfg = compose(["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], return_hydra_config=True)
     OmegaConf.set_readonly(cfg, False)
     cfg.hydra.mode = RunMode.MULTIRUN
     HydraConfig.instance().set_config(cfg)
@@ -123,7 +121,7 @@ def test_joblib_multirun_job_sets_cores_over_n_jobs_threads(monkeypatch) -> None
 
 
 def test_prefer_passive_wait_keeps_a_users_choice(monkeypatch) -> None:
-    from dlhw.run.threads import prefer_passive_wait
+    from dlhw.sweep.threads import prefer_passive_wait
 
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     prefer_passive_wait()

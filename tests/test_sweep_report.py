@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from dlhw.config.flatten import flatten_config
+from dlhw.config.resolvers import job_dir_name
 from dlhw.report.markdown import Report, summarize
-from dlhw.run.hparams import flatten_config
-from dlhw.run.results import read_results, write_results
-from dlhw.run.sweep import job_dir_name, job_dirs, split_sweep_keys
+from dlhw.results import read_results, write_results
+from dlhw.sweep.callback import job_dirs, split_sweep_keys
 
 
 def test_job_dir_name_is_one_readable_path_component() -> None:

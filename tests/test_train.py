@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 from dlhw.run.runner import run
 
 QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "data.batch_size=64"]
@@ -107,12 +107,10 @@ def test_multirun_makes_one_directory_per_job(tmp_path: Path) -> None:
 
 
 def test_run_directories_are_unique_within_one_second(make_cfg) -> None:
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
+    from dlhw.config.compose import compose
 
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        cfg = compose("train", return_hydra_config=True)
+    cfg = compose(return_hydra_config=True)
     pattern = OmegaConf.to_container(cfg.hydra.run, resolve=False)["dir"]
     assert "%f" in pattern and "dlhw_pid" in pattern

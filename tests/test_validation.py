@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from dlhw.config.validate import config_problems, unknown_key_hint
 from dlhw.run.runner import run_safely
-from dlhw.run.validate import config_problems, unknown_key_hint
 
 
 def fails_with(make_cfg, tmp_path: Path, capsys, overrides: list[str]) -> str:

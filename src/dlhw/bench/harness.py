@@ -67,21 +67,9 @@ def write_mnist(root: Path, n_train: int = 60_000, n_test: int = 10_000) -> Path
 # ----------------------------------------------------------------------------- configs and runs
 def compose(overrides: list[str], output_dir: Path):
     """conf/train.yaml composed as the CLI would, writing into ``output_dir`` (in-process runs)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
+    from dlhw.config.compose import compose as compose_config
 
-    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
-
-    with initialize_config_module("dlhw.conf", version_base="1.3"):
-        cfg = hydra_compose("train", overrides=list(overrides), return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.experiment_name = None
-        del cfg.hydra
-    return cfg
+    return compose_config(overrides, output_dir=output_dir)
 
 
 def dlhw_epoch_times(cfg, wall: bool = False) -> list[float]:
@@ -231,7 +219,7 @@ def machine() -> str:
     import os
     import platform
 
-    from dlhw.run.threads import available_cores
+    from dlhw.sweep.threads import available_cores
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""

@@ -7,7 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
+import dlhw.config.resolvers  # noqa: F401  (registers the resolvers the configs use)
 from dlhw.errors import UserError
 from dlhw.run.runner import run_safely
 
@@ -21,7 +21,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """Console entry point of ``dlhw-train`` (``resume=RUN_DIR`` becomes that run's own command)."""
-    from dlhw.run.threads import prefer_passive_wait
+    from dlhw.sweep.threads import prefer_passive_wait
 
     prefer_passive_wait()  # before torch loads: waiting OpenMP threads sleep instead of spinning
     from dlhw.run.resume import resume_argv
@@ -35,7 +35,7 @@ def main() -> None:
         _hydra_main()
     except SystemExit as exc:
         if exc.code == 1:  # Hydra's own error (e.g. an unknown key): add the nearest valid names
-            from dlhw.run.validate import unknown_key_hint
+            from dlhw.config.validate import unknown_key_hint
 
             hint = unknown_key_hint(sys.argv[1:])
             if hint:

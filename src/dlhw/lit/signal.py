@@ -85,7 +85,7 @@ class SignalPropagation(pl.Callback):
         writer = tb_writer(trainer)  # None off rank 0
         if writer is None or not self.records:
             return
-        from dlhw.report.plots import signal_figure
+        from dlhw.figures import signal_figure
 
         fig = signal_figure({"layers": self.layers, "records": [self.records[0], self.records[-1]]})
         writer.add_figure("signal/variance_by_depth", fig, self.records[-1]["step"])

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dlhw.errors import UserError
+from dlhw.figures import signal_figure
 from dlhw.report import plots
 from dlhw.report.runs import Run, differing_keys, find_runs, first_conv_weight
 
@@ -324,7 +325,7 @@ class Report:
                    "Pre-activation variance at initialisation")
         for i, (label, s) in enumerate(recorded[:MAX_DETAIL]):
             records = [s["records"][0], s["records"][-1]] if len(s["records"]) > 1 else s["records"]
-            self.image(plots.signal_figure({"layers": s["layers"], "records": records},
+            self.image(signal_figure({"layers": s["layers"], "records": records},
                                            title=f"{label}"), f"signal_{i:03d}.png", f"Signal: {label}")
 
     def dynamics(self) -> None:

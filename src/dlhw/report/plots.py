@@ -7,17 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-DPI = 110
-
-
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
+from dlhw.figures import DPI, legend, new_figure
 
 
 def save(fig: Figure, path: Path) -> Path:
@@ -37,15 +30,6 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _legend(ax, n: int) -> None:
-    if n == 0:
-        return
-    if n <= 8:
-        ax.legend(fontsize=8, loc="best")
-    else:  # many runs: legend beside the axes, smaller
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-
-
 def curves_figure(
     series: Sequence[tuple],
     ylabel: str,
@@ -56,7 +40,7 @@ def curves_figure(
     """Overlaid curves: one (label, x, y) per run, or (label, x, mean, sd) for repeated runs,
     drawn as the mean with a band of ± one standard deviation."""
     wide = len(series) > 8
-    fig = _figure(9.0 if wide else 6.5, 4.0)
+    fig = new_figure(9.0 if wide else 6.5, 4.0)
     ax = fig.add_subplot()
     for label, x, y, *sd in series:
         (line,) = ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, linewidth=1.4,
@@ -72,7 +56,7 @@ def curves_figure(
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    _legend(ax, len(series))
+    legend(ax, len(series))
     return fig
 
 
@@ -81,7 +65,7 @@ def bar_figure(labels: Sequence[str], values: Sequence[float], errors: Sequence[
     """Horizontal bars (labels stay readable however long), values printed at the bar ends."""
     n = len(labels)
     longest = max((len(s) for s in labels), default=10)
-    fig = _figure(min(4.0 + 0.075 * longest, 12.0) + 3.0, max(1.6, 0.45 * n + 1.0))
+    fig = new_figure(min(4.0 + 0.075 * longest, 12.0) + 3.0, max(1.6, 0.45 * n + 1.0))
     ax = fig.add_subplot()
     y = np.arange(n)
     ax.barh(y, values, xerr=errors if errors and any(e > 0 for e in errors) else None,
@@ -102,33 +86,12 @@ def bar_figure(labels: Sequence[str], values: Sequence[float], errors: Sequence[
     return fig
 
 
-def signal_figure(signal: dict, title: str = "Pre-activation variance across depth") -> Figure:
-    """Variance of each layer's pre-activations vs depth: one line per record (init, epochs)."""
-    layers, records = signal["layers"], signal["records"]
-    fig = _figure(max(6.0, 0.55 * len(layers) + 3.0), 4.2)
-    ax = fig.add_subplot()
-    x = np.arange(1, len(layers) + 1)
-    for rec in records:
-        epoch = rec.get("epoch")
-        label = "initialisation" if epoch is None else f"after epoch {epoch}"
-        style = "--" if epoch is None else "-"
-        ax.plot(x, rec["variance"], style, marker="o", label=label)
-    ax.set_yscale("log")
-    ax.set_xticks(x, [f"{i}: {n}" for i, n in zip(x, layers, strict=True)], rotation=35, ha="right", fontsize=8)
-    ax.set_xlabel("layer (depth)")
-    ax.set_ylabel("variance of pre-activations")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    _legend(ax, len(records))
-    return fig
-
-
 def signal_comparison_figure(runs: Sequence[tuple[str, dict]]) -> Figure:
     """Pre-activation variance at initialisation across depth, one line per run."""
     longest = max((len(s["layers"]) for _, s in runs), default=1)
     same = len({tuple(s["layers"]) for _, s in runs}) == 1
     layers = runs[0][1]["layers"] if same else [""] * longest
-    fig = _figure(max(6.5, 0.55 * longest + 3.5), 4.2)
+    fig = new_figure(max(6.5, 0.55 * longest + 3.5), 4.2)
     ax = fig.add_subplot()
     for label, s in runs:
         init = s["records"][0]["variance"]
@@ -141,7 +104,7 @@ def signal_comparison_figure(runs: Sequence[tuple[str, dict]]) -> Figure:
     ax.set_ylabel("variance of pre-activations at init")
     ax.set_title("Signal propagation at initialisation")
     ax.grid(alpha=0.3, which="both")
-    _legend(ax, len(runs))
+    legend(ax, len(runs))
     return fig
 
 
@@ -152,7 +115,7 @@ def filters_figure(weight, title: str) -> Figure:
     n = w.shape[0]
     cols = min(8, n)
     rows = math.ceil(n / cols)
-    fig = _figure(1.1 * cols + 0.4, 1.1 * rows + 0.6)
+    fig = new_figure(1.1 * cols + 0.4, 1.1 * rows + 0.6)
     fig.suptitle(title, fontsize=10)
     for i in range(rows * cols):
         ax = fig.add_subplot(rows, cols, i + 1)

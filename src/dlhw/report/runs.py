@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from dlhw.run.results import RESULTS_FILE, read_results
+from dlhw.results import RESULTS_FILE, read_results
 
 # Overrides that say where or how a run executed, not what it computed.
 PLUMBING = re.compile(r"^(threads|paths\.|hydra\.|callbacks\.progress_bar|trainer\.enable_|"

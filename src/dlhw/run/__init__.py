@@ -1,1 +1,1 @@
-"""One run and a sweep: build, validate, resume, results.json, sweep callbacks, threads, speed."""
+"""One run: build its objects, fit, test, write results.json (runner); resume it; re-test it (evaluate)."""

@@ -8,13 +8,12 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from dlhw.config.flatten import flatten_config, swept_overrides
+from dlhw.config.validate import check_data
 from dlhw.lit.guards import RunGuard
 from dlhw.lit.hparams import HParams
 from dlhw.lit.module import Classifier
-from dlhw.run.hparams import flatten_config
 from dlhw.run.speed import apply_speed_options
-from dlhw.run.sweep import swept_overrides
-from dlhw.run.validate import check_data
 
 
 @dataclass

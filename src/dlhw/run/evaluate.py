@@ -15,7 +15,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlhw.errors import UserError
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 
 EVAL_FILE = "eval.json"
 GROUPS = ("data", "model", "init", "loss", "optimizer", "scheduler", "trainer", "logger", "callbacks")
@@ -74,10 +74,7 @@ def load_config(run_dir: Path, overrides: list[str]) -> DictConfig:
 
 
 def _compose(run_dir: Path, overrides: list[str]) -> DictConfig:
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
+    from dlhw.config.compose import compose
 
     try:
         original = yaml.safe_load((run_dir / ".hydra" / "overrides.yaml").read_text()) or []
@@ -85,14 +82,10 @@ def _compose(run_dir: Path, overrides: list[str]) -> DictConfig:
         original = []
     new_keys = {o.split("=", 1)[0] for o in overrides}
     kept = [o for o in original if o.split("=", 1)[0] not in new_keys]
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_module("dlhw.conf", version_base="1.3"):
-            cfg = compose("train", overrides=kept + overrides)
+        cfg = compose(kept + overrides)
     except Exception as exc:
         raise UserError(f"dlhw-eval: the overrides {overrides} do not compose: {exc}") from None
-    finally:
-        GlobalHydra.instance().clear()
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
     return cfg
@@ -124,7 +117,7 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), ckpt_path: str | No
     import torch
 
     from dlhw.run.build import build
-    from dlhw.run.threads import configure_threads
+    from dlhw.sweep.threads import configure_threads
 
     run_dir = Path(run_dir)
     cfg = load_config(run_dir, list(overrides))

@@ -23,7 +23,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from dlhw.errors import UnsafeFileError, UserError
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 
 log = logging.getLogger("dlhw")
 

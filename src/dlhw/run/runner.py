@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from dlhw.errors import UserError
-from dlhw.run.results import read_results, write_results
+from dlhw.results import read_results, write_results
 
 if TYPE_CHECKING:
     from dlhw.lit.guards import RunStopped
@@ -52,15 +52,20 @@ def run(cfg: DictConfig) -> float | None:
     """Train and test one configuration; return the metric a sweeper optimises."""
     import pytorch_lightning as pl
 
+    from dlhw.config.tree import print_config
+    from dlhw.config.validate import check_output_dir, validate
     from dlhw.data.loader import check_fits, data_bytes
     from dlhw.lit.guards import RunGuard
     from dlhw.run.build import build
-    from dlhw.run.config_tree import print_config
-    from dlhw.run.devices import assigned_share, cap_gpu_memory, out_of_share, placement_fields
     from dlhw.run.resume import check_checkpoint, plan_resume
-    from dlhw.run.sweep import ddp_for_sweeps
-    from dlhw.run.threads import configure_threads
-    from dlhw.run.validate import check_output_dir, validate
+    from dlhw.sweep.devices import (
+        assigned_share,
+        cap_gpu_memory,
+        ddp_for_sweeps,
+        out_of_share,
+        placement_fields,
+    )
+    from dlhw.sweep.threads import configure_threads
 
     quiet_libraries()
     validate(cfg)  # before any data is loaded or model built

@@ -1,6 +1,6 @@
 """``hydra/launcher=ray_gpus``: every job of a sweep a Ray task with 1/jobs_per_gpu of a GPU.
 
-The work is in ``dlhw.run.ray_launcher``; this class is only where Hydra looks for launchers.
+The work is in ``dlhw.sweep.ray_launcher``; this class is only where Hydra looks for launchers.
 Importing it needs neither Ray nor Hydra's Ray plugin (Hydra imports every plugin at start-up).
 """
 
@@ -31,6 +31,6 @@ class RayGpusLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from dlhw.run.ray_launcher import launch
+        from dlhw.sweep.ray_launcher import launch
 
         return launch(self, job_overrides, initial_job_idx)

@@ -1,6 +1,6 @@
 """The Optuna sweeper of hydra-optuna-sweeper with a study that survives an interruption.
 
-The work is in ``dlhw.run.study``; this class is only where Hydra looks for sweepers. Importing
+The work is in ``dlhw.sweep.search``; this class is only where Hydra looks for sweepers. Importing
 it needs neither Optuna nor the Optuna plugin (Hydra imports every plugin at start-up).
 """
 
@@ -29,7 +29,7 @@ class ResumableOptunaSweeper(Sweeper):
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> None:
-        from dlhw.run.study import continue_study
+        from dlhw.sweep.search import continue_study
 
         continue_study(self.sweeper, arguments)
         return self.sweeper.sweep(arguments)

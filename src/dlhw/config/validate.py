@@ -318,8 +318,8 @@ def check_output_dir(path: str | os.PathLike) -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Raise one UserError listing every bad value of ``cfg`` (types, ranges, choices), then
-    refuse a model, data set and loss that do not fit together (dlhw.run.compat)."""
-    from dlhw.run.compat import check_combination
+    refuse a model, data set and loss that do not fit together (dlhw.config.compat)."""
+    from dlhw.config.compat import check_combination
 
     problems = config_problems(cfg)
     if problems:
@@ -331,7 +331,7 @@ def validate(cfg: DictConfig) -> None:
 def check_data(cfg: DictConfig, datamodule: Any) -> None:
     """Checks that need the loaded data: the combination with what it measured (sizes and classes
     known only now), and the batch must fit in the training split."""
-    from dlhw.run.compat import check_combination
+    from dlhw.config.compat import check_combination
 
     check_combination(cfg, datamodule)
     n = getattr(datamodule, "num_train_samples", None)
@@ -388,23 +388,16 @@ def unknown_key_hint(overrides: list[str]) -> str | None:
     Shown after Hydra's own error for an unknown key or option, which stays as it is. Keys added
     with ``+`` or removed with ``~``, and hydra's own, are Hydra's business.
     """
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    import dlhw.run.resolvers  # noqa: F401  (registers the resolvers the configs use)
+    from dlhw.config.compose import compose
 
     groups = config_groups()
     pairs = [o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("-", "+", "~"))]
     pairs = [(k, v) for k, v in pairs if not k.startswith("hydra") and k != "resume"]
     chosen = [f"{k}={v}" for k, v in pairs if v in groups.get(k, ())]
-    GlobalHydra.instance().clear()
     try:
-        with initialize_config_module("dlhw.conf", version_base="1.3"):
-            cfg = compose("train", overrides=chosen)
+        cfg = compose(chosen)
     except Exception:  # the chosen options themselves do not compose: Hydra said why
         return None
-    finally:
-        GlobalHydra.instance().clear()
     keys = [k for k in _all_keys(cfg) if not k.startswith("hydra")]
     hints = []
     for key, value in pairs:

@@ -71,3 +71,16 @@ def _typed(text: str) -> Any:
     except yaml.YAMLError:
         return text
     return value if isinstance(value, (bool, int, float, str)) or value is None else text
+
+
+def swept_overrides() -> list[str]:
+    """This job's overrides of the keys its sweep varies, as typed on the command line (empty
+    outside a Hydra multirun)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return []
+    hc = HydraConfig.get()
+    fixed = set(hc.job.config.override_dirname.exclude_keys or [])
+    return [o for o in hc.overrides.task if o.split("=", 1)[0] not in fixed]

@@ -69,7 +69,7 @@ def configure_threads(threads: int | None) -> int:
     """Set torch's intra-op threads for this job (and the env its child processes inherit)."""
     import torch
 
-    from dlhw.run.devices import assigned_share
+    from dlhw.sweep.devices import assigned_share
 
     share = assigned_share()
     if share is not None:  # a Ray task: the CPUs Ray gave it

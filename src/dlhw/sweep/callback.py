@@ -1,5 +1,5 @@
-"""Sweep plumbing: a Hydra callback (output directory check, job names, end-of-sweep summary and
-report) and DDP in sweeps.
+"""The Hydra callback of dlhw's runs and sweeps: output directory check, job names, end-of-sweep
+summary and report.
 
 The callback is registered in conf/hydra/default.yaml (``hydra.callbacks.dlhw``). A job of a sweep
 is named by what the sweep varies (``3_init=kaiming,seed=1``): at the start of a sweep the callback
@@ -19,18 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from dlhw.errors import UserError
-from dlhw.run.results import read_results
+from dlhw.results import read_results
 
 log = logging.getLogger("dlhw")
 
-# Strategies whose launcher re-runs sys.argv in new processes (Lightning's subprocess launcher).
-_RELAUNCHING = {"ddp", "ddp_find_unused_parameters_false", "ddp_find_unused_parameters_true"}
 FIXED_KEYS_ENV = "DLHW_SWEEP_FIXED_KEYS"
 _JOB_DIR = re.compile(r"^(\d+)(_|$)")
-_MAX_NAME = 120  # characters of a job directory name after the job number
 
 
 def _fail(message: str) -> None:
@@ -43,7 +40,7 @@ class DlhwCallback(Callback):
     by what they vary; after a sweep, summarises the statuses and writes the sweep's report."""
 
     def _check_dir(self, path: str) -> None:
-        from dlhw.run.validate import check_output_dir
+        from dlhw.config.validate import check_output_dir
 
         try:
             check_output_dir(path)
@@ -78,28 +75,6 @@ def split_sweep_keys(overrides: list[str], sweeper_params: Any = None) -> tuple[
         key = o.key_or_group
         (swept if o.is_sweep_override() or key.lstrip("+~") in params else fixed).append(key)
     return swept, fixed
-
-
-def job_dir_name(num: Any, override_dirname: str) -> str:
-    """``NUM`` or ``NUM_KEY=VALUE,...``: a job directory named by what its sweep varies (one path
-    component: no ``+`` before a key, slashes and spaces become ``-``, long names are cut)."""
-    name = re.sub(r"(^|,)[+~]+", r"\1", str(override_dirname or ""))  # +key=v: as the report shows it
-    name = re.sub(r"[/\\\s]+", "-", name).strip("-.")
-    name = re.sub(r"[^\w.,=+\-\[\]()@:%]", "", name)[:_MAX_NAME]
-    return f"{num}_{name}" if name else str(num)
-
-
-def swept_overrides() -> list[str]:
-    """This job's overrides of the keys its sweep varies, as typed on the command line (empty
-    outside a Hydra multirun)."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return []
-    hc = HydraConfig.get()
-    fixed = set(hc.job.config.override_dirname.exclude_keys or [])
-    return [o for o in hc.overrides.task if o.split("=", 1)[0] not in fixed]
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -151,47 +126,3 @@ def summarize_sweep(sweep_dir: Path) -> str:
         f"\nRe-run what did not complete (completed jobs are skipped): dlhw-train -m resume={sweep_dir}"
     )
     return head + tail
-
-
-def gpus_per_job(accelerator: str, devices: Any, minimum: int = 0) -> int:
-    """GPUs one job of a sweep asks the cluster for: the trainer's devices, 0 on CPU (at least minimum)."""
-    if str(accelerator) not in ("gpu", "cuda", "auto"):
-        return max(minimum, 0)
-    if isinstance(devices, int) and devices > 0:
-        return max(devices, minimum)
-    if isinstance(devices, (list, tuple)) or (isinstance(devices, str) and "," in devices):
-        return max(len([d for d in str(devices).strip("[]").split(",") if d.strip()]), minimum)
-    return max(1, minimum)  # -1 / auto: one GPU unless trainer.devices says how many
-
-
-def ddp_for_sweeps(cfg: DictConfig, multirun: bool) -> None:
-    """Under a multirun, swap a re-launching ``ddp`` strategy for ``ddp_spawn``.
-
-    Lightning's ``ddp`` starts ranks 1..N-1 by re-running the command line; in a multirun that
-    command line is the whole sweep (with -m), so every rank would start the sweep again.
-    ``ddp_spawn`` starts the ranks from inside the job instead. Where SLURM or torchrun already
-    started one process per rank (SLURM_NTASKS > 1, or LOCAL_RANK set), nothing is re-launched
-    and ``ddp`` stays.
-    """
-    trainer = cfg.get("trainer") or {}
-    strategy = trainer.get("strategy")
-    if not multirun or not isinstance(strategy, str) or strategy not in _RELAUNCHING:
-        return
-    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
-    many = nodes > 1 or devices == -1 or devices == "auto" or (isinstance(devices, int) and devices > 1) \
-        or (not isinstance(devices, int) and len(str(devices).split(",")) > 1)
-    external = int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 or "LOCAL_RANK" in os.environ
-    if not many or external:
-        return
-    if nodes > 1:
-        raise UserError(
-            f"trainer.strategy={strategy} with trainer.num_nodes={nodes} in a multirun needs a "
-            "cluster launcher that starts one process per rank: add hydra/launcher=slurm "
-            "(tasks_per_node = GPUs per node), or run one job per command without -m."
-        )
-    log.warning(
-        "trainer.strategy=%s would re-run the whole sweep in every rank; this sweep uses "
-        "ddp_spawn instead (same training, ranks started from inside the job).", strategy,
-    )
-    with open_dict(cfg):
-        cfg.trainer.strategy = "ddp_spawn"

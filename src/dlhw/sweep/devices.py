@@ -1,4 +1,5 @@
-"""Where a job runs: its share of a Ray cluster (GPU fraction, CPUs) and its GPU memory cap.
+"""Where a job runs: its share of a Ray cluster (GPU fraction, CPUs), its GPU memory cap, and DDP
+in a sweep (``ddp_for_sweeps``).
 
 Ray does the placing: a job asks for ``1/jobs_per_gpu`` of a GPU and a share of the CPUs, Ray
 starts at most ``jobs_per_gpu`` such jobs on one GPU and sets each job's CUDA_VISIBLE_DEVICES.
@@ -8,15 +9,20 @@ got (``assigned_share``) to cap its GPU memory at its share (``memory_fraction``
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
 from dataclasses import dataclass
+from typing import Any
 
 from dlhw.errors import UserError
 
 CONTEXT_RESERVE_BYTES = 512 * 2**20  # a CUDA context outside the caching allocator, per process
 _PRECISION = 1e-4  # Ray's resource granularity
+# Strategies whose launcher re-runs sys.argv in new processes (Lightning's subprocess launcher).
+_RELAUNCHING = {"ddp", "ddp_find_unused_parameters_false", "ddp_find_unused_parameters_true"}
+log = logging.getLogger("dlhw")
 
 
 @dataclass(frozen=True)
@@ -146,3 +152,38 @@ def placement_fields(device, share: Share | None, cap_bytes: int | None) -> dict
     if cap_bytes is not None:
         fields["gpu_memory_cap_mib"] = round(cap_bytes / 2**20)
     return fields
+
+
+def ddp_for_sweeps(cfg: Any, multirun: bool) -> None:
+    """Under a multirun, swap a re-launching ``ddp`` strategy for ``ddp_spawn``.
+
+    Lightning's ``ddp`` starts ranks 1..N-1 by re-running the command line; in a multirun that
+    command line is the whole sweep (with -m), so every rank would start the sweep again.
+    ``ddp_spawn`` starts the ranks from inside the job instead. Where SLURM or torchrun already
+    started one process per rank (SLURM_NTASKS > 1, or LOCAL_RANK set), nothing is re-launched
+    and ``ddp`` stays.
+    """
+    trainer = cfg.get("trainer") or {}
+    strategy = trainer.get("strategy")
+    if not multirun or not isinstance(strategy, str) or strategy not in _RELAUNCHING:
+        return
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    many = nodes > 1 or devices == -1 or devices == "auto" or (isinstance(devices, int) and devices > 1) \
+        or (not isinstance(devices, int) and len(str(devices).split(",")) > 1)
+    external = int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 or "LOCAL_RANK" in os.environ
+    if not many or external:
+        return
+    if nodes > 1:
+        raise UserError(
+            f"trainer.strategy={strategy} with trainer.num_nodes={nodes} in a multirun needs a "
+            "cluster launcher that starts one process per rank: add hydra/launcher=slurm "
+            "(tasks_per_node = GPUs per node), or run one job per command without -m."
+        )
+    log.warning(
+        "trainer.strategy=%s would re-run the whole sweep in every rank; this sweep uses "
+        "ddp_spawn instead (same training, ranks started from inside the job).", strategy,
+    )
+    from omegaconf import open_dict
+
+    with open_dict(cfg):
+        cfg.trainer.strategy = "ddp_spawn"

@@ -1,6 +1,6 @@
 """The jobs of a sweep as Ray tasks (``hydra/launcher=ray_gpus``), on Hydra's Ray launcher plugin.
 
-Ray schedules: each task asks for its share (``dlhw.run.devices.task_resources``), Ray runs as
+Ray schedules: each task asks for its share (``dlhw.sweep.devices.task_resources``), Ray runs as
 many at once as the cluster holds, gives each its GPU (CUDA_VISIBLE_DEVICES) and queues the rest.
 The plugin (hydra-ray-launcher) starts or joins the cluster and runs a job in a task; this module
 adds the shares, one sweep directory for all jobs, and results collected so that a job whose
@@ -17,8 +17,9 @@ from typing import Any
 
 from omegaconf import OmegaConf, open_dict
 
+from dlhw.config.resolvers import gpus_per_job
 from dlhw.errors import UserError
-from dlhw.run.devices import task_resources
+from dlhw.sweep.devices import task_resources
 
 log = logging.getLogger("dlhw")
 
@@ -43,8 +44,6 @@ def _ray_plugin():
 
 def remote_options(launcher, cluster: dict[str, float]) -> dict[str, Any]:
     """ray.remote options of every job: its share of the cluster, then the user's own options."""
-    from dlhw.run.sweep import gpus_per_job
-
     trainer = launcher.config.get("trainer") or {}
     gpus = gpus_per_job(trainer.get("accelerator", "cpu"), trainer.get("devices", 1))
     share = task_resources(cluster, gpus, launcher.jobs_per_gpu, launcher.cpus_per_job)

@@ -1,12 +1,19 @@
-"""An Optuna search that resumes: its study lives in SWEEP_DIR/optuna.db (SQLite).
+"""The Optuna search of a sweep (``hparams_search=NAME``): failed trials, and a study that resumes.
 
-``hydra.sweeper.storage`` of conf/hparams_search/*.yaml is ``sqlite:///${hydra.sweep.dir}/optuna.db``.
-Before the sweeper's loop, :func:`continue_study` reads what the study already holds: finished
-trials (complete or failed) count towards ``n_trials`` and are not run again; a trial that was
-running when the search stopped runs again with its own parameters in its own job directory
-(``resume=true`` continues it from its last checkpoint); new jobs are numbered after the existing
-trials, so job N is trial N. ``dlhw-train -m hparams_search=NAME resume=SWEEP_DIR`` therefore
-continues an interrupted search, and ``hydra.sweeper.n_trials=M`` with it extends a finished one.
+Failed trials. A job of a sweep that fails returns nan (see ``dlhw.run.runner.run_safely``). The
+Optuna sweeper of hydra-optuna-sweeper (optuna < 3) cannot record nan: ``study.tell`` rejects the
+value and the sweeper's own error path then crashes the whole search. ``FailedTrials`` is a Hydra
+callback (``hydra.callbacks`` in conf/hparams_search/*.yaml) that marks such a job as failed, so
+the sweeper records a FAIL trial and goes on (with ``max_failure_rate: 1.0``).
+
+A study that resumes: it lives in SWEEP_DIR/optuna.db (SQLite); ``hydra.sweeper.storage`` of
+conf/hparams_search/*.yaml is ``sqlite:///${hydra.sweep.dir}/optuna.db``. Before the sweeper's
+loop, :func:`continue_study` reads what the study already holds: finished trials (complete or
+failed) count towards ``n_trials`` and are not run again; a trial that was running when the
+search stopped runs again with its own parameters in its own job directory (``resume=true``
+continues it from its last checkpoint); new jobs are numbered after the existing trials, so job N
+is trial N. ``dlhw-train -m hparams_search=NAME resume=SWEEP_DIR`` therefore continues an
+interrupted search, and ``hydra.sweeper.n_trials=M`` with it extends a finished one.
 
 hydra-optuna-sweeper 1.2 needs optuna < 3, whose SQLite storage needs SQLAlchemy < 2 (pinned in
 the ``sweep`` extra).
@@ -15,10 +22,47 @@ the ``sweep`` extra).
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
 log = logging.getLogger("dlhw")
+
+
+class TrialFailed(RuntimeError):
+    """A job of the search produced no objective value (its results.json says why)."""
+
+
+def _no_value(value: Any) -> bool:
+    if value is None:
+        return True
+    try:
+        return math.isnan(float(value))
+    except (TypeError, ValueError):
+        return True
+
+
+class FailedTrials(Callback):
+    """Turns a job that returned no objective (nan / None) into a failed job for the sweeper."""
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status != JobStatus.COMPLETED or not _no_value(job_return._return_value):
+            return
+        try:
+            where = str(config.paths.output_dir)
+        except Exception:  # no paths section, or not resolvable here
+            where = "the job's directory"
+        error = TrialFailed(
+            f"job {' '.join(job_return.overrides or [])} gave no objective value "
+            f"(see {where}/results.json); recorded as a failed trial"
+        )
+        job_return.status = JobStatus.FAILED
+        job_return.return_value = error
+        log.warning("dlhw: %s", error)
 
 
 def _sqlite_file(storage: Any) -> Path | None:
@@ -85,6 +129,6 @@ def _run_again(impl, study, frozen, arguments: list[str]) -> None:
         value = job.return_value
         values = [float(v) for v in value] if isinstance(value, (list, tuple)) else [float(value)]
         study.tell(trial, values=values if len(values) > 1 else values[0])
-    except Exception as exc:  # a failed job (dlhw.run.search.FailedTrials) is a failed trial
+    except Exception as exc:  # a failed job (FailedTrials) is a failed trial
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         log.warning("Failed experiment: %s", exc)
