@@ -1,0 +1,55 @@
+"""Batches for K runs at once: each run's own data order and augmentation, stacked (packed runs).
+
+Run k's training batches are exactly those its ``TensorLoader`` gives alone (its seed's
+permutation, its augmentation generator); the pack stacks the K batches into (K, N, ...).
+Validation and test data are the same for every run and are given once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytorch_lightning as pl
+import torch
+
+from dlhw.data.loader import TensorLoader
+
+
+class PackLoader:
+    """Zips K training loaders of equal length into stacked batches."""
+
+    def __init__(self, loaders: Sequence[TensorLoader]):
+        self.loaders = list(loaders)
+
+    def __len__(self) -> int:
+        return len(self.loaders[0])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batches in zip(*self.loaders, strict=True):
+            xs, ys = zip(*batches, strict=True)
+            yield torch.stack(xs), torch.stack(ys)
+
+
+class PackData(pl.LightningDataModule):
+    """A pack's view of one data module: per-run training loaders, shared validation and test."""
+
+    def __init__(self, datamodule, seeds: Sequence[int]):
+        super().__init__()
+        self.dm = datamodule
+        self.seeds = list(seeds)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.dm.trainer = self.trainer
+        self.dm.setup(stage)
+
+    def train_dataloader(self) -> PackLoader:
+        dm = self.dm
+        x, y = dm._tensors("train")
+        return PackLoader([TensorLoader(x, y, dm.batch_size, dm.transform, True, seed, dm._epoch)
+                           for seed in self.seeds])
+
+    def val_dataloader(self):
+        return self.dm.val_dataloader()
+
+    def test_dataloader(self):
+        return self.dm.test_dataloader()

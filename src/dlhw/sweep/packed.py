@@ -1,0 +1,193 @@
+"""The packing launcher: compose every job, group them into packs, train each pack in this
+process, run the rest as ordinary jobs; every job gets its directory, .hydra/, train.log and a
+JobReturn as under Hydra's own launcher.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, run_job, setup_globals
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from dlhw.config.flatten import swept_overrides
+from dlhw.config.validate import validate
+from dlhw.errors import UserError
+from dlhw.lit.guards import RunInterrupted
+from dlhw.sweep.pack_train import PackJob, PackRefused, train_pack
+from dlhw.sweep.packing import Job, plan_packs
+
+log = logging.getLogger("dlhw")
+
+
+class _Prepared:
+    """A job composed and given its directory: the Hydra config, the task config, its overrides."""
+
+    def __init__(self, idx: int, sweep_config: DictConfig):
+        self.idx = idx
+        self.sweep_config = sweep_config
+        HydraConfig.instance().set_config(sweep_config)
+        out = Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
+        with read_write(sweep_config.hydra.runtime), open_dict(sweep_config.hydra.runtime):
+            sweep_config.hydra.runtime.output_dir = str(out.resolve())
+        HydraConfig.instance().set_config(sweep_config)
+        self.run_dir = out.resolve()
+        self.task_cfg = copy.deepcopy(sweep_config)
+        with read_write(self.task_cfg), open_dict(self.task_cfg):
+            del self.task_cfg["hydra"]
+        self.hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+        self.overrides = list(OmegaConf.to_container(sweep_config.hydra.overrides.task))
+        self.swept = swept_overrides()
+        self.resolved = copy.deepcopy(self.task_cfg)  # resolved while this job's HydraConfig is set
+        OmegaConf.resolve(self.resolved)
+
+    def write_hydra_dir(self) -> None:
+        """.hydra/config.yaml, hydra.yaml and overrides.yaml, as Hydra writes them for a job."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        subdir = self.sweep_config.hydra.output_subdir
+        if subdir is not None:
+            hydra_dir = self.run_dir / str(subdir)
+            _save_config(self.task_cfg, "config.yaml", hydra_dir)
+            _save_config(self.hydra_cfg, "hydra.yaml", hydra_dir)
+            _save_config(self.sweep_config.hydra.overrides.task, "overrides.yaml", hydra_dir)
+
+    def job_return(self, value, status: JobStatus) -> JobReturn:
+        ret = JobReturn(overrides=self.overrides, cfg=self.task_cfg, hydra_cfg=self.hydra_cfg,
+                        working_dir=os.getcwd(), task_name=str(self.sweep_config.hydra.job.name))
+        ret.status, ret.return_value = status, value
+        return ret
+
+
+class _RunLogs:
+    """One train.log per run of a pack: a record tagged ``dlhw_run`` goes to that run's file,
+    an untagged one (about the whole pack) to every file."""
+
+    def __init__(self, prepared: Sequence[_Prepared]):
+        root = logging.getLogger()
+        olds = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+        formatter = olds[0].formatter if olds else logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+        for h in olds:
+            root.removeHandler(h)
+            h.close()
+        self.handlers = []
+        for p in prepared:
+            handler = logging.FileHandler(p.run_dir / "train.log")
+            handler.setFormatter(formatter)
+            handler.addFilter(lambda record, idx=p.idx: getattr(record, "dlhw_run", idx) == idx)
+            root.addHandler(handler)
+            self.handlers.append(handler)
+
+    def close(self) -> None:
+        root = logging.getLogger()
+        for h in self.handlers:
+            root.removeHandler(h)
+            h.close()
+
+
+def _run_alone(launcher, p: _Prepared) -> JobReturn:
+    return run_job(hydra_context=launcher.hydra_context, task_function=launcher.task_function,
+                   config=p.sweep_config, job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
+
+
+def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+    """Hydra's launch(): a JobReturn per job, in the order of ``job_overrides``."""
+    setup_globals()
+    config = launcher.config
+    configure_log(config.hydra.hydra_logging, config.hydra.verbose)
+    Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
+    prepared: dict[int, _Prepared] = {}
+    for i, overrides in enumerate(job_overrides):
+        idx = initial_job_idx + i
+        sweep_config = launcher.hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(sweep_config):
+            sweep_config.hydra.job.id = idx
+            sweep_config.hydra.job.num = idx
+        prepared[idx] = _Prepared(idx, sweep_config)
+    jobs, invalid = [], []
+    for idx, p in prepared.items():
+        try:
+            validate(p.resolved)
+            jobs.append(Job(idx, p.run_dir.name, p.resolved, p.overrides))
+        except UserError:
+            invalid.append(idx)  # runs alone, where run() reports the mistake in its own way
+    plan = plan_packs(jobs, launcher.pack_size)
+    log.info("Packed launcher: %d job(s) in %d pack(s), %d alone", len(prepared),
+             len(plan.packs), len(plan.alone) + len(invalid))
+    returns: dict[int, JobReturn] = {}
+    for job, reason in plan.alone:
+        log.info("#%d %s trains alone: %s", job.idx, job.name, reason)
+    for idx in invalid:
+        returns[idx] = _run_alone(launcher, prepared[idx])
+    for job, _ in plan.alone:
+        returns[job.idx] = _run_alone(launcher, prepared[job.idx])
+    for pack in plan.packs:
+        returns.update(_launch_pack(launcher, [prepared[j.idx] for j in pack]))
+    return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
+
+
+def _launch_pack(launcher, members: list[_Prepared], size_note: str = "") -> dict[int, JobReturn]:
+    callbacks = launcher.hydra_context.callbacks
+    for p in members:
+        HydraConfig.instance().set_config(p.sweep_config)
+        p.write_hydra_dir()
+    configure_log(members[0].sweep_config.hydra.job_logging, members[0].sweep_config.hydra.verbose)
+    logs = _RunLogs(members)
+    for p in members:
+        callbacks.on_job_start(config=p.sweep_config, task_function=launcher.task_function)
+    jobs = [PackJob(p.run_dir.name, p.resolved, p.overrides, p.swept) for p in members]
+    returns: dict[int, JobReturn] = {}
+    try:
+        values = train_pack(jobs, lambda i: {"dlhw_run": members[i].idx})
+        statuses = [JobStatus.COMPLETED] * len(members)
+    except PackRefused as refused:
+        logs.close()
+        log.info("These %d jobs train alone after all: %s", len(members), refused)
+        return {p.idx: _run_alone(launcher, p) for p in members}
+    except RunInterrupted as stop:
+        logs.close()
+        sweep_dir = members[0].run_dir.parent
+        message = (f"dlhw: pack {stop}; every run saved its finished epochs (checkpoints/last.ckpt) "
+                   f"and checkpoints/interrupted.ckpt. Continue with: dlhw-train -m resume={sweep_dir}")
+        log.error(message)
+        print(message, file=sys.stderr)
+        raise SystemExit(128 + int(stop.info.get("signal_number", signal.SIGINT))) from None
+    except Exception as exc:
+        if _out_of_memory(exc) and len(members) > 1:
+            logs.close()
+            half = len(members) // 2
+            log.warning("The pack of %d runs does not fit in GPU memory: trying packs of %d.", len(members), half)
+            return {**_launch_pack(launcher, members[:half]), **_launch_pack(launcher, members[half:])}
+        log.exception("dlhw: the pack failed (the sweep goes on): %s", exc)
+        _record_failure(members, exc)
+        values, statuses = [exc] * len(members), [JobStatus.FAILED] * len(members)
+    logs.close()
+    for p, value, status in zip(members, values, statuses, strict=True):
+        HydraConfig.instance().set_config(p.sweep_config)
+        ret = p.job_return(value, status)
+        callbacks.on_job_end(config=p.sweep_config, job_return=ret)
+        returns[p.idx] = ret
+    return returns
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _record_failure(members: list[_Prepared], exc: BaseException) -> None:
+    from dlhw.results import read_results, write_results
+
+    for p in members:
+        if (read_results(p.run_dir) or {}).get("status") == "completed":
+            continue
+        write_results(p.run_dir, {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+                                  "seed": p.resolved.get("seed"), "overrides": p.overrides,
+                                  "run_dir": str(p.run_dir)})
