@@ -52,7 +52,7 @@ def _mean_sd(values: list[float], pct: bool) -> str:
 
 def _reason(run: Run) -> str:
     """A run's status and the first line of its error (``failed: UserError: ...``)."""
-    error = str(run.results.get("error") or "").strip().splitlines()
+    error = str(run.results.error or "").strip().splitlines()
     return f"{run.status}: {error[0][:120]}" if error else run.status
 
 
@@ -84,7 +84,7 @@ class Summary:
 
 def summarize(runs: list[Run], key: str) -> Summary:
     """``key`` of results.json over the completed runs (numbers only)."""
-    return Summary([r.results[key] for r in runs
+    return Summary([r.results.get(key) for r in runs
                     if r.completed and isinstance(r.results.get(key), (int, float))])
 
 
@@ -206,12 +206,12 @@ class Report:
                     "|" + "---|" * len(head)]
         for run in self.runs:
             r = run.results
-            status = run.status if run.completed else f"**{run.status}**: {r.get('error', '')[:160]}"
-            wall = r.get("wall_s")
-            params = r.get("params")
+            status = run.status if run.completed else f"**{run.status}**: {(r.error or '')[:160]}"
+            wall, params = r.wall_s, r.params
             row = [self.rel(run), *[run.overrides.get(k, "—") for k in override_cols],
-                   _pct(r.get("test_acc")), _num(r.get("test_loss")), _pct(r.get("best_val_acc")),
-                   str(r.get("epochs", "—")), f"{wall:.1f} s" if isinstance(wall, (int, float)) else "—",
+                   _pct(r.test_acc), _num(r.test_loss), _pct(r.best_val_acc),
+                   "—" if r.epochs is None else str(r.epochs),
+                   f"{wall:.1f} s" if isinstance(wall, (int, float)) else "—",
                    f"{params:,}" if isinstance(params, int) else "—"]
             if has_spikes:
                 s = spikes[run.path]
@@ -235,7 +235,7 @@ class Report:
                     "|---|---|---|---|---|---|"]
         for name, runs in groups.items():
             done = [r.results for r in runs if r.completed]
-            vals = {k: [d[k] for d in done if isinstance(d.get(k), (int, float))]
+            vals = {k: [d.get(k) for d in done if isinstance(d.get(k), (int, float))]
                     for k in ("test_acc", "test_loss", "best_val_acc", "epoch_s")}
             epoch = f"{statistics.fmean(vals['epoch_s']):.2f} s" if vals["epoch_s"] else "—"
             self.md.append(f"| {_cell(name)} | {len(done)}/{len(runs)} | {_mean_sd(vals['test_acc'], True)} | "

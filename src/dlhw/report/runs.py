@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from dlhw.results import RESULTS_FILE, read_results
+from dlhw.results import RESULTS_FILE, RunResult, read_results
 
 # Overrides that say where or how a run executed, not what it computed.
 PLUMBING = re.compile(r"^(threads|paths\.|hydra\.|callbacks\.progress_bar|trainer\.enable_|"
@@ -25,17 +25,17 @@ class Run:
     """One run directory and what the report needs from it."""
 
     path: Path
-    results: dict
+    results: RunResult
     overrides: dict[str, str]
     _scalars: dict[str, list[tuple[int, float]]] | None = field(default=None, repr=False)
 
     @property
     def status(self) -> str:
-        return self.results.get("status", "unknown")
+        return self.results.status or "unknown"
 
     @property
     def completed(self) -> bool:
-        return self.status == "completed"
+        return self.results.completed
 
     def scalars(self) -> dict[str, list[tuple[int, float]]]:
         """Every scalar series of the run's TensorBoard events: tag -> [(step, value)]."""
@@ -68,8 +68,8 @@ def parse_overrides(items) -> dict[str, str]:
     return out
 
 
-def _overrides_of(path: Path, results: dict) -> dict[str, str]:
-    items = results.get("overrides")
+def _overrides_of(path: Path, results: RunResult) -> dict[str, str]:
+    items = results.overrides
     if items is None:
         try:
             items = yaml.safe_load((path / ".hydra" / "overrides.yaml").read_text())
@@ -91,7 +91,7 @@ def find_runs(root: Path) -> list[Run]:
             continue  # a sweep's own .hydra folder (multirun root) is not a run
         results = read_results(d)
         if results is None:
-            results = {"status": "unknown", "error": "no results.json (killed or still running?)"}
+            results = RunResult(status="unknown", error="no results.json (killed or still running?)")
         runs.append(Run(d, results, _overrides_of(d, results)))
     return runs
 
@@ -124,7 +124,7 @@ def first_conv_weight(run: Run):
     import torch
 
     candidates = []
-    best = run.results.get("best_ckpt")
+    best = run.results.best_ckpt
     if best:
         candidates += [Path(best), run.path / "checkpoints" / Path(best).name]
     candidates += sorted((run.path / "checkpoints").glob("best*.ckpt")) + [run.path / "checkpoints" / "last.ckpt"]

@@ -98,10 +98,10 @@ def find_checkpoint(run_dir: Path, ckpt: str | None) -> Path:
         if not path.is_file():
             raise UserError(f"dlhw-eval: ckpt_path={ckpt} does not exist.")
         return path
-    results = read_results(run_dir) or {}
+    result = read_results(run_dir)
     candidates = []
-    if results.get("best_ckpt"):
-        best = Path(results["best_ckpt"])
+    if result is not None and result.best_ckpt:
+        best = Path(result.best_ckpt)
         candidates += [best, run_dir / "checkpoints" / best.name]
     candidates += sorted((run_dir / "checkpoints").glob("best*.ckpt"))
     candidates.append(run_dir / "checkpoints" / "last.ckpt")

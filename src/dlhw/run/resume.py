@@ -18,12 +18,11 @@ import pickle
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from omegaconf import OmegaConf
 
 from dlhw.errors import UnsafeFileError, UserError
-from dlhw.results import read_results
+from dlhw.results import RunResult, read_results
 
 log = logging.getLogger("dlhw")
 
@@ -83,7 +82,7 @@ class ResumePlan:
 
     skip: bool = False
     ckpt_path: str | None = None
-    previous: dict[str, Any] | None = field(default=None, repr=False)
+    previous: RunResult | None = field(default=None, repr=False)
 
 
 def wants_resume(cfg) -> bool:
@@ -105,17 +104,17 @@ def plan_resume(cfg, run_dir: Path, overrides: list[str], multirun: bool) -> Res
                 "and resume=true."
             )
     previous = read_results(run_dir)
-    status = (previous or {}).get("status")
+    status = previous.status if previous is not None else None
     last = run_dir / "checkpoints" / "last.ckpt"
     ckpt = cfg.get("ckpt_path")
     if wants_resume(cfg):
         if status == "completed":
-            if comparable(previous.get("overrides")) == comparable(overrides):
+            if comparable(previous.overrides) == comparable(overrides):
                 return ResumePlan(skip=True, previous=previous)
             if multirun:
                 raise UserError(
                     f"{run_dir} holds a completed job with other overrides "
-                    f"({' '.join(comparable(previous.get('overrides'))) or 'none'}) than this one "
+                    f"({' '.join(comparable(previous.overrides)) or 'none'}) than this one "
                     f"({' '.join(comparable(overrides)) or 'none'}): the sweep changed. Resume a "
                     "sweep with the same overrides, or start a new sweep directory."
                 )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from omegaconf import DictConfig
 
 from dlhw.errors import UserError
-from dlhw.results import read_results, write_results
+from dlhw.results import RunResult, read_results, write_results
 
 if TYPE_CHECKING:
     from dlhw.lit.guards import RunStopped
@@ -111,33 +111,43 @@ def run(cfg: DictConfig) -> float | None:
 
     timer = next((c for c in p.callbacks if type(c).__name__ == "EpochTimer"), None)
     best_score = ckpt_cb.best_model_score if best else None
-    results = {
-        "status": "completed",
-        "test_acc": test.get("test/acc"),
-        "test_loss": test.get("test/loss"),
-        "best_val_acc": best_score.item() if best_score is not None else fit_metrics.get("val/acc"),
-        "final_val_acc": fit_metrics.get("val/acc"),
-        "final_val_loss": fit_metrics.get("val/loss"),
-        "final_train_loss": fit_metrics.get("train/loss"),
+    result = record_of(
+        cfg,
+        status="completed",
+        test_acc=test.get("test/acc"),
+        test_loss=test.get("test/loss"),
+        best_val_acc=best_score.item() if best_score is not None else fit_metrics.get("val/acc"),
+        final_val_acc=fit_metrics.get("val/acc"),
+        final_val_loss=fit_metrics.get("val/loss"),
+        final_train_loss=fit_metrics.get("train/loss"),
         **_progress(p.trainer, run_dir),
-        "wall_s": round(time.time() - started, 3),
-        "epoch_s": _mean(timer.epoch_times) if timer else None,
-        "train_samples_per_s": _mean(timer.samples_per_s) if timer else None,
-        "params": sum(t.numel() for t in p.net.parameters()),
-        "threads": threads,
+        wall_s=round(time.time() - started, 3),
+        epoch_s=_mean(timer.epoch_times) if timer else None,
+        train_samples_per_s=_mean(timer.samples_per_s) if timer else None,
+        params=sum(t.numel() for t in p.net.parameters()),
+        threads=threads,
         **placement_fields(device, share, gpu_cap),
-        "seed": cfg.seed,
-        "experiment": cfg.get("experiment_name"),
-        "overrides": overrides_of(cfg),
-        "best_ckpt": best or None,
-        "resumed_from": plan.ckpt_path,
-        "run_dir": str(run_dir),
-    }
+        best_ckpt=best or None,
+        resumed_from=plan.ckpt_path,
+    )
     if p.trainer.global_rank == 0:
-        write_results(run_dir, results)
-        _print_summary(results, run_dir)
+        write_results(run_dir, result)
+        _print_summary(result, run_dir)
     metric = cfg.get("optimized_metric", "val/acc")
-    return results["best_val_acc"] if metric == "val/acc" else fit_metrics.get(metric)
+    return result.best_val_acc if metric == "val/acc" else fit_metrics.get(metric)
+
+
+def record_of(cfg: DictConfig, /, **values) -> RunResult:
+    """The results.json record of this run: what every record holds (seed, experiment, overrides,
+    run directory), then ``values`` (a key that is no RunResult field is kept as extra)."""
+    try:
+        experiment = cfg.get("experiment_name")
+    except Exception:  # ${hydra:...} outside a Hydra app (a failure before the job started)
+        experiment = None
+    return RunResult.create(**{
+        "seed": cfg.get("seed"), "experiment": experiment,
+        "overrides": overrides_of(cfg), "run_dir": str(run_dir_of(cfg)), **values,
+    })
 
 
 def tester_for(trainer):
@@ -182,11 +192,11 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def metric_of(results: dict, cfg: DictConfig) -> float | None:
+def metric_of(result: RunResult, cfg: DictConfig) -> float | None:
     """The optimised metric of a finished run, read back from its results.json."""
     metric = cfg.get("optimized_metric", "val/acc")
     key = {"val/acc": "best_val_acc", "val/loss": "final_val_loss", "train/loss": "final_train_loss"}
-    return results.get(key.get(metric, metric))
+    return result.get(key.get(metric, metric))
 
 
 def _record_stop(stop: RunStopped, p, cfg: DictConfig, run_dir: Path, started: float) -> None:
@@ -196,13 +206,12 @@ def _record_stop(stop: RunStopped, p, cfg: DictConfig, run_dir: Path, started: f
     best = getattr(ckpt_cb, "best_model_score", None)
     stop.info.update(run_dir=str(run_dir), last_ckpt=str(last) if last.is_file() else None)
     if p.trainer.global_rank == 0:
-        write_results(run_dir, {
-            "status": stop.status, "reason": str(stop), **stop.info,
-            "best_val_acc": best.item() if best is not None else None,
-            "global_steps": p.trainer.global_step, "wall_s": round(time.time() - started, 3),
-            "seed": cfg.seed, "experiment": cfg.get("experiment_name"),
-            "overrides": overrides_of(cfg), "resume": f"dlhw-train resume={run_dir}",
-        })
+        write_results(run_dir, record_of(
+            cfg, status=stop.status, reason=str(stop), **stop.info,
+            best_val_acc=best.item() if best is not None else None,
+            global_steps=p.trainer.global_step, wall_s=round(time.time() - started, 3),
+            resume=f"dlhw-train resume={run_dir}",
+        ))
 
 
 def _stop_message(stop: RunStopped) -> str:
@@ -222,16 +231,15 @@ def _stop_message(stop: RunStopped) -> str:
 def _record_failure(cfg: DictConfig, exc: BaseException) -> None:
     """results.json status failed, unless the directory holds a completed run (never lose it)."""
     run_dir = run_dir_of(cfg)
-    previous = read_results(run_dir) or {}
-    if previous.get("status") == "completed":
+    previous = read_results(run_dir)
+    if previous is not None and previous.completed:
         log.error("%s keeps its completed results.json; this attempt failed: %s", run_dir, exc)
         return
     try:
-        write_results(run_dir, {
-            "status": "failed", "error": f"{type(exc).__name__}: {exc}", "seed": cfg.get("seed"),
-            "overrides": overrides_of(cfg), "run_dir": str(run_dir),
-            **({"previous_status": previous["status"]} if previous.get("status") else {}),
-        })
+        write_results(run_dir, record_of(
+            cfg, status="failed", error=f"{type(exc).__name__}: {exc}",
+            previous_status=previous.status if previous is not None else None,
+        ))
     except OSError:  # the directory itself is the problem (already reported)
         pass
 
@@ -240,12 +248,12 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def _print_summary(results: dict, run_dir: Path) -> None:
-    acc = results["test_acc"]
+def _print_summary(result: RunResult, run_dir: Path) -> None:
+    acc = result.test_acc
     print(
         f"\nTest accuracy: {acc * 100:.2f}%" if acc is not None else "\nTest accuracy: n/a",
-        f"(test loss {results['test_loss']:.4f}, {results['epochs']} epochs, {results['wall_s']:.1f} s)"
-        if results["test_loss"] is not None else "",
+        f"(test loss {result.test_loss:.4f}, {result.epochs} epochs, {result.wall_s:.1f} s)"
+        if result.test_loss is not None else "",
     )
     print(f"Run directory: {run_dir}")
     print(f"TensorBoard:   tensorboard --logdir {run_dir / 'tensorboard'}\n")

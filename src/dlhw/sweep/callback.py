@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from dlhw.errors import UserError
-from dlhw.results import read_results
+from dlhw.results import RunResult, read_results
 
 log = logging.getLogger("dlhw")
 
@@ -115,11 +115,11 @@ def summarize_sweep(sweep_dir: Path) -> str:
     counts: dict[str, int] = {}
     bad = []
     for job in jobs:
-        res = read_results(job) or {"status": "missing"}
-        status = res.get("status", "unknown")
+        res = read_results(job) or RunResult(status="missing")
+        status = res.status or "unknown"
         counts[status] = counts.get(status, 0) + 1
         if status != "completed":
-            why = res.get("error") or res.get("reason") or "no results.json"
+            why = res.error or res.reason or "no results.json"
             bad.append(f"  job {job.name} {status}: {str(why).splitlines()[0][:200]}  ({job})")
     head = f"Sweep {sweep_dir}: {len(jobs)} jobs, " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     tail = "" if not bad else "\n" + "\n".join(bad) + (
