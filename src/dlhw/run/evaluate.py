@@ -1,7 +1,8 @@
 """``dlhw-eval RUN_DIR [key=value ...]``: rebuild a saved run's model, test its checkpoint, save eval.json.
 
-The config is the run's own (.hydra/config.yaml, else config.yaml); overrides after the run
-directory change it (``data=fashion_mnist``, ``data.root=...``, ``trainer=cpu``); ``ckpt_path=FILE``
+RUN_DIR is a run's directory or a job directory of a sweep (``SWEEP/0_init=default``: an argument
+that is an existing directory is the run directory, whatever it contains). The config is the
+run's own (.hydra/config.yaml, else config.yaml); overrides after the run directory change it (``data=fashion_mnist``, ``data.root=...``, ``trainer=cpu``); ``ckpt_path=FILE``
 picks another checkpoint (default: the run's best, else last). ``dlhw-eval ckpt_path=FILE`` alone
 finds the run directory from the checkpoint (FILE's folder's parent).
 """
@@ -9,6 +10,8 @@ finds the run directory from the checkpoint (FILE's folder's parent).
 from __future__ import annotations
 
 import json
+import os
+import re
 from pathlib import Path
 
 import yaml
@@ -25,9 +28,11 @@ def parse_args(argv: list[str]) -> tuple[Path, list[str], str | None]:
     """(run directory, config overrides, checkpoint) from the command line."""
     run_dir, overrides, ckpt = None, [], None
     for arg in argv:
-        if arg.startswith("ckpt_path="):
+        if run_dir is None and Path(arg).is_dir():  # a sweep's job directory is named KEY=VALUE,...
+            run_dir = Path(arg)
+        elif arg.startswith("ckpt_path="):
             ckpt = arg.split("=", 1)[1] or None
-        elif "=" in arg:
+        elif "=" in arg and not _looks_like_path(arg):
             overrides.append(arg)
         elif run_dir is None:
             run_dir = Path(arg)
@@ -41,6 +46,16 @@ def parse_args(argv: list[str]) -> tuple[Path, list[str], str | None]:
     if not run_dir.is_dir():
         raise UserError(f"dlhw-eval: run directory {run_dir} does not exist.")
     return run_dir, overrides, ckpt
+
+
+def _looks_like_path(arg: str) -> bool:
+    """``outputs/x/0_init=default`` or ``0_init=default``: a path (that does not exist), not a
+    ``key=value`` override. A key holds no path separator, except a config group's
+    (``hydra/launcher=...``), and does not start like a sweep's job directory (``0_``)."""
+    key = arg.split("=", 1)[0].lstrip("+~")
+    if re.match(r"\d+(_|$)", key):
+        return True
+    return ("/" in key or os.sep in key) and key.split("/")[0] not in (*GROUPS, "hydra")
 
 
 def load_config(run_dir: Path, overrides: list[str]) -> DictConfig:

@@ -70,6 +70,8 @@ def resume_argv(argv: list[str]) -> list[str]:
     user = [a for a in argv if not a.startswith("-") and override_key(a) != "resume"]
     user_keys = {override_key(a) for a in user}
     drop = {"resume", "hydra.run.dir", "hydra.sweep.dir", "hydra.job.name", "hydra.output_subdir"}
+    if not multirun:  # one job of a sweep resumed alone: a single run in the job's directory
+        drop.add("hydra.mode")
     kept = [o for o in saved if override_key(o) not in drop and override_key(o) not in user_keys]
     if multirun and "-m" not in flags and "--multirun" not in flags:
         flags = ["-m", *flags]
