@@ -42,7 +42,7 @@ def sweep(out: Path, study: str, launcher: str, root: Path, a) -> tuple[float, l
     _, overrides, lrs = STUDIES[study]
     data = [f"data.root={root}"] if root else []
     if study == "lenet" and a.data:
-        data = [f"data=cifar10_jpeg", f"data.root={root}", f"data.archive={Path(a.data) / 'cifar10-jpeg.tar.gz'}"]
+        data = ["data=cifar10_jpeg", f"data.root={root}", f"data.archive={Path(a.data) / 'cifar10-jpeg.tar.gz'}"]
     cmd = [
         sys.executable, "-m", "dlhw.cli.train", "-m", *overrides, *data,
         "seed=0,1,2,3", f"optimizer.lr={lrs}", f"trainer.max_epochs={a.epochs}",

@@ -79,6 +79,8 @@ class PackedClassifier(pl.LightningModule):
         self.k = len(nets)
         self.loss_fn = loss
         self.run_optimizers = list(optimizers)
+        for optimizer in self.run_optimizers:  # stepped through the stack: no "schedule before step" warning
+            optimizer._opt_called = True
         self.schedules = list(schedules)
         self.generators = list(generators)
         self.scheduler_interval = scheduler_interval

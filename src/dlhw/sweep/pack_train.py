@@ -193,7 +193,7 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
         if stop is None:
             recorder.close()
             raise
-        for k, r in enumerate(runs):
+        for r in runs:
             last = r.files.ckpt_dir / "last.ckpt"
             write_results(r.job.run_dir, {
                 "status": stop.status, "reason": str(stop), **stop.info,

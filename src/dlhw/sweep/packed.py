@@ -14,7 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.utils import JobReturn, JobStatus, _save_config, configure_log, run_job, setup_globals
+from hydra.core.utils import (
+    JobReturn,
+    JobStatus,
+    _save_config,
+    configure_log,
+    run_job,
+    setup_globals,
+)
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from dlhw.config.flatten import swept_overrides

@@ -1,0 +1,138 @@
+"""hydra/launcher=packed: runs of a sweep trained as one stacked model leave the same run
+directories and numbers as the same runs alone; a diverging run stops alone; jobs that cannot
+pack say why and train alone; an interrupted pack resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from dlhw.results import read_results
+from dlhw.sweep.packing import Job, plan_packs
+
+# MLP with dropout and BatchNorm on the bundled digits: 41 steps an epoch, per-run lr and a step schedule.
+RUN = ["model=mlp", "model.hidden=[32,16]", "model.dropout=0.3", "model.batch_norm=true",
+       "optimizer=sgd", "scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5",
+       "trainer.max_epochs=2", "callbacks.progress_bar=null", "report=false", "threads=1"]
+SWEEP = ["seed=0,1", "optimizer.lr=0.05,0.02"]
+
+
+def cli(*args: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "dlhw.cli.train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory) -> tuple[Path, Path, str]:
+    """The same 4-job sweep packed and with Hydra's own launcher (one job after another)."""
+    root = tmp_path_factory.mktemp("packed")
+    packed = cli("-m", *RUN, *SWEEP, "hydra/launcher=packed", f"hydra.sweep.dir={root / 'packed'}", cwd=root)
+    assert packed.returncode == 0, packed.stderr[-3000:]
+    alone = cli("-m", *RUN, *SWEEP, f"hydra.sweep.dir={root / 'alone'}", cwd=root)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    return root / "packed", root / "alone", packed.stdout + packed.stderr
+
+
+def _jobs(sweep: Path) -> list[Path]:
+    return sorted(p for p in sweep.iterdir() if p.is_dir() and p.name[0].isdigit())
+
+
+def test_packed_runs_match_the_runs_alone(sweeps) -> None:
+    packed, alone, log = sweeps
+    assert "Packed 4 runs into one stacked model" in log
+    assert [p.name for p in _jobs(packed)] == [p.name for p in _jobs(alone)]
+    for job in _jobs(packed):
+        a = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)
+        b = torch.load(alone / job.name / "checkpoints" / "last.ckpt", weights_only=True)
+        assert a["state_dict"].keys() == b["state_dict"].keys()
+        worst = max((a["state_dict"][k].double() - b["state_dict"][k].double()).abs().max().item()
+                    for k in a["state_dict"])
+        assert worst < 1e-4, (job.name, worst)  # 82 steps: dropout, BatchNorm, per-run lr, schedule
+        assert a["global_step"] == b["global_step"] > 20 and a["loops"] == b["loops"]
+        assert a["lr_schedulers"] == b["lr_schedulers"]
+        assert a["optimizer_states"][0]["param_groups"] == b["optimizer_states"][0]["param_groups"]
+        ra, rb = read_results(job), read_results(alone / job.name)
+        assert abs(ra["test_acc"] - rb["test_acc"]) <= 0.003 and ra["status"] == "completed"
+        assert ra["best_val_acc"] == pytest.approx(rb["best_val_acc"], abs=0.003)
+
+
+def test_every_packed_job_directory_is_a_whole_run(sweeps) -> None:
+    packed, _, _ = sweeps
+    names = [p.name for p in _jobs(packed)]
+    for job in _jobs(packed):
+        for name in (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml",
+                     "config.yaml", "train.log", "results.json", "checkpoints/last.ckpt"):
+            assert (job / name).is_file(), (job.name, name)
+        assert list((job / "checkpoints").glob("best-epoch*.ckpt"))
+        assert list((job / "tensorboard").glob("events.out.tfevents.*"))
+        res = read_results(job)
+        assert sorted(res["packed_with"]) == sorted(n for n in names if n != job.name)
+        assert "Test accuracy" in (job / "train.log").read_text()
+    # dlhw-eval on a packed run's directory tests its best checkpoint as for any run
+    job = _jobs(packed)[0]
+    proc = subprocess.run([sys.executable, "-m", "dlhw.cli.evaluate", str(job)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    evaluated = json.loads((job / "eval.json").read_text())
+    assert evaluated["test_acc"] == pytest.approx(read_results(job)["test_acc"], abs=1e-6)
+
+
+def test_a_diverging_run_stops_alone_while_the_others_finish(tmp_path: Path) -> None:
+    proc = cli("-m", *RUN, "model.dropout=0.0", "optimizer.lr=0.05,1e12", "hydra/launcher=packed",
+               f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = _jobs(tmp_path / "s")
+    good, bad = read_results(jobs[0]), read_results(jobs[1])
+    assert good["status"] == "completed" and good["epochs"] == 2 and good["test_acc"] > 0.5
+    assert bad["status"] == "diverged" and "nan/inf" in bad["reason"]
+
+
+def test_jobs_that_cannot_pack_train_alone_and_say_why(tmp_path: Path) -> None:
+    proc = cli("-m", *RUN, "trainer.max_epochs=1", "model.impl=torch,scratch", "data.batch_size=64",
+               "hydra/launcher=packed", f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trains alone: model.impl=scratch" in proc.stdout + proc.stderr
+    assert [read_results(j)["status"] for j in _jobs(tmp_path / "s")] == ["completed", "completed"]
+
+
+def test_plan_names_the_key_that_splits_a_pack(make_cfg) -> None:
+    jobs = [Job(i, str(i), make_cfg(overrides)) for i, overrides in enumerate(
+        [["seed=0"], ["seed=1"], ["seed=2", "data.batch_size=64"], ["optimizer=sgd_scratch"]])]
+    plan = plan_packs(jobs)
+    assert [[j.idx for j in p] for p in plan.packs] == [[0, 1]]
+    reasons = dict((j.idx, why) for j, why in plan.alone)
+    assert "another batch size (data.batch_size)" in reasons[2]
+    assert "has no stacked form" in reasons[3]
+    assert [[j.idx for j in p] for p in plan_packs(jobs[:2], pack_size=1).packs] == []
+
+
+def test_an_interrupted_pack_resumes_where_it_stopped(tmp_path: Path) -> None:
+    args = [*RUN, "trainer.max_epochs=30", "data.batch_size=16", "seed=0,1", "hydra/launcher=packed"]
+    sweep = tmp_path / "s"
+    env = {**os.environ}
+    proc = subprocess.Popen([sys.executable, "-m", "dlhw.cli.train", "-m", *args, f"hydra.sweep.dir={sweep}"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(sweep.glob("*/checkpoints/last.ckpt"))) < 2:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "resume=" in err
+    for job in _jobs(sweep):
+        res = read_results(job)
+        assert res["status"] == "interrupted", res
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+    resumed = cli(f"resume={sweep}", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    for job in _jobs(sweep):
+        res = read_results(job)
+        assert res["status"] == "completed" and res["epochs"] == 30 and res["resumed_from"]
