@@ -61,6 +61,8 @@ def cannot_pack(cfg: DictConfig) -> str | None:
         return f"trainer.devices={devices}: packs train on one device"
     if cfg.get("compile"):
         return "compile=true: a compiled network does not stack"
+    if cfg.get("channels_last"):
+        return "channels_last=true: packs train in the default memory layout"
     if str(model.get("_target_", "")).endswith("Seq2Seq") or "seq2seq" in str(model.get("_target_", "")):
         return "sequence-to-sequence targets are scored by masking padding, which vmap cannot batch"
     return None
