@@ -44,6 +44,13 @@ class RaiseAt(pl.Callback):
             raise RuntimeError("injected bug")
 
 
+class BrokenInit(pl.Callback):
+    """A bug in a constructor: instantiating this raises KeyError (Hydra wraps it)."""
+
+    def __init__(self):
+        raise KeyError("injected constructor bug")
+
+
 class Hostile:
     """Unpickling this runs ``touch MARKER``: what a malicious data file or checkpoint would do."""
 

@@ -156,6 +156,36 @@ def test_hydra_full_error_shows_the_traceback(make_cfg, monkeypatch, tmp_path) -
         run_safely(make_cfg(["data=mnist", f"data.root={tmp_path / 'empty'}"]))
 
 
+def test_a_bug_in_a_constructor_keeps_its_traceback(make_cfg, capsys, tmp_path) -> None:
+    """Hydra wraps whatever a constructor raises in an InstantiationException: that alone does not
+    make it the user's mistake, so the bug is raised (traceback) and results.json says failed."""
+    from hydra.errors import InstantiationException
+
+    from dlhw.run.runner import find_user_error
+
+    with pytest.raises(InstantiationException, match="injected constructor bug") as info:
+        run_safely(make_cfg([*QUICK, "+callbacks.fault._target_=_helpers_robust.BrokenInit"]))
+    assert find_user_error(info.value) is None
+    assert "dlhw: error" not in capsys.readouterr().err
+    res = read_results(tmp_path / "run")
+    assert res.status == "failed" and "injected constructor bug" in res.error
+
+
+def test_a_bad_value_refused_by_a_constructor_is_the_users(make_cfg, capsys) -> None:
+    """model.norm=bach passes the generic checks; LeNet refuses it with a ConfigValueError (a
+    UserError and a ValueError): one line, exit 2."""
+    from dlhw.errors import ConfigValueError, UserError
+
+    err = expect_error(make_cfg, capsys, [*QUICK, "model=lenet", "data=digits", "model.norm=bach"])
+    assert "model.norm='bach' is not one of null, none, batch" in err
+    assert issubclass(ConfigValueError, UserError) and issubclass(ConfigValueError, ValueError)
+
+
+def test_a_target_that_does_not_import_is_refused_before_building(make_cfg, capsys) -> None:
+    err = expect_error(make_cfg, capsys, [*QUICK, "model._target_=dlhw.models.Nope"])
+    assert "model._target_='dlhw.models.Nope' cannot be imported" in err and "hydra.utils" not in err
+
+
 def test_a_bug_in_one_sweep_job_is_recorded_and_the_sweep_goes_on(make_cfg, tmp_path) -> None:
     value = run_safely(make_cfg([*QUICK, "hydra.mode=MULTIRUN", "+callbacks.fault._target_=_helpers_robust.RaiseAt"]))
     assert math.isnan(value)  # the job returns, so the launcher moves on to the next one

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from dlhw.errors import ConfigValueError
+
 IMAGE, SEQUENCE, VECTOR, ANY = "image", "sequence", "vector", "any"
 
 
@@ -83,10 +85,10 @@ class Takes:
         return found[1] if found else None
 
     def check(self, in_shape: Sequence[int], model: str) -> None:
-        """Raise ValueError when ``in_shape`` does not fit (a model built by hand, outside a run)."""
+        """Raise ConfigValueError (a ValueError) when ``in_shape`` does not fit (a model built by hand, outside a run)."""
         reason = self.problem(Gives(tuple(in_shape), per_step=self.per_step))
         if reason is not None:
-            raise ValueError(f"{model} does not fit inputs of shape {tuple(in_shape)}: {reason}")
+            raise ConfigValueError(f"{model} does not fit inputs of shape {tuple(in_shape)}: {reason}")
 
 
 def smallest_size(out_size: Callable[[int], int], limit: int = 4096) -> int:

@@ -266,7 +266,27 @@ def config_problems(cfg: DictConfig) -> list[str]:
                     problems.append(f"{key}={_show(value)} is not allowed: must be {allowed}.")
                 break
     problems += _cross_checks(values)
+    problems += _target_problems(values)
     return problems
+
+
+def _target_problems(values: dict[str, Any]) -> list[str]:
+    """Every ``_target_`` must name a class or function that imports (a typo in a target is the
+    user's mistake, reported before anything is built, not as a traceback from instantiate)."""
+    from hydra._internal.utils import _locate  # what instantiate uses (get_object logs an error)
+
+    out = []
+    for key, target in values.items():
+        if key != "_target_" and not key.endswith("._target_"):
+            continue
+        try:
+            _locate(str(target))
+        except Exception as exc:
+            section = key.rsplit(".", 1)[0] if "." in key else "the config"
+            cause = str(exc.__cause__ or exc).strip().splitlines()[0][:200]
+            out.append(f"{key}={_show(target)} cannot be imported ({cause}): check its spelling, or "
+                       f"choose one of the shipped options of {section}.")
+    return out
 
 
 def _cross_checks(v: dict[str, Any]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlhw.errors import ConfigValueError
 from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
 from dlhw.shapes import IMAGE, Takes, smallest_size
 
@@ -43,7 +44,7 @@ class CNN(nn.Module):
     ):
         super().__init__()
         if filters < 1 or kernel_size < 1 or hidden < 0:
-            raise ValueError(
+            raise ConfigValueError(
                 f"model.filters={filters}, model.kernel_size={kernel_size}, model.hidden={hidden}: "
                 "filters and kernel_size must be >= 1 and hidden >= 0"
             )

@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 from torch import nn
 
+from dlhw.errors import ConfigValueError
+
 IMPLS = ("torch", "scratch")
 
 
@@ -16,7 +18,7 @@ def layer_set(impl: str = "torch") -> SimpleNamespace:
 
         return scratch_layers("scratch")
     if impl != "torch":
-        raise ValueError(f"model.impl={impl!r} is not one of {IMPLS}")
+        raise ConfigValueError(f"model.impl={impl!r} is not one of {IMPLS}")
     return SimpleNamespace(
         Linear=nn.Linear, Conv2d=nn.Conv2d, ReLU=nn.ReLU, Dropout=nn.Dropout,
         BatchNorm1d=nn.BatchNorm1d, BatchNorm2d=nn.BatchNorm2d, MaxPool2d=nn.MaxPool2d,

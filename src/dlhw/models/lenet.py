@@ -7,6 +7,7 @@ import math
 import torch
 from torch import nn
 
+from dlhw.errors import ConfigValueError
 from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
 from dlhw.shapes import IMAGE, Takes, smallest_size
 
@@ -46,7 +47,7 @@ class LeNet(nn.Module):
     ):
         super().__init__()
         if norm not in (None, "none", "batch"):
-            raise ValueError(f"model.norm={norm!r} is not one of null, none, batch")
+            raise ConfigValueError(f"model.norm={norm!r} is not one of null, none, batch")
         L = layer_set(impl)
         self.takes().check(in_shape, "LeNet")
         use_bn = norm == "batch"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dlhw.errors import ConfigValueError
 from dlhw.models.layers import layer_set
 from dlhw.shapes import IMAGE, Takes
 
@@ -62,7 +63,7 @@ class ResNetSmall(nn.Module):
     ):
         super().__init__()
         if not channels or blocks < 1:
-            raise ValueError(f"model.channels={list(channels)} must be non-empty and model.blocks={blocks} >= 1")
+            raise ConfigValueError(f"model.channels={list(channels)} must be non-empty and model.blocks={blocks} >= 1")
         L = layer_set(impl)
         self.takes().check(in_shape, "ResNetSmall")
         c = in_shape[0]

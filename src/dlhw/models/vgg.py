@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from dlhw.errors import ConfigValueError
 from dlhw.models.layers import conv_block, conv_out, fc_block, layer_set
 from dlhw.shapes import IMAGE, Takes
 
@@ -20,7 +21,7 @@ def _plan(plan: str | Sequence[int | str]) -> list[int | str]:
     """The channel plan of a name of PLANS, or the list itself."""
     if isinstance(plan, str):
         if plan not in PLANS:
-            raise ValueError(f"model.plan={plan!r} is not one of {sorted(PLANS)} or a list")
+            raise ConfigValueError(f"model.plan={plan!r} is not one of {sorted(PLANS)} or a list")
         return list(PLANS[plan])
     return list(plan)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from dlhw.errors import ConfigValueError
+
 from . import functional
 from .modules import (
     BatchNorm1d,
@@ -47,7 +49,7 @@ def layer_set(impl: str) -> SimpleNamespace:
     elif impl == "scratch":
         from . import modules as source
     else:
-        raise ValueError(
+        raise ConfigValueError(
             f"unknown layer implementation {impl!r}; allowed values: {', '.join(LAYER_IMPLS)}"
         )
     return SimpleNamespace(**{name: getattr(source, name) for name in _LAYERS})

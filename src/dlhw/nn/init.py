@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from dlhw.errors import ConfigValueError
+
 SCHEMES = ("default", "gaussian", "kaiming", "xavier")
 
 
@@ -37,7 +39,7 @@ def initialize(net: nn.Module, scheme: str = "default", std: float = 0.01, gain:
     xavier (Glorot): N(0, gain^2 * 2 / (fan_in + fan_out)).
     """
     if scheme not in SCHEMES:
-        raise ValueError(f"init.scheme={scheme!r} is not one of {SCHEMES}")
+        raise ConfigValueError(f"init.scheme={scheme!r} is not one of {SCHEMES}")
     if scheme == "default":
         return net
     for module, weight in _weighted_layers(net):

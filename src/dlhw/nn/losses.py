@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlhw.errors import ConfigValueError
+
 
 class CrossEntropy(nn.Module):
     """Softmax cross-entropy over class logits (optional label smoothing)."""
@@ -46,7 +48,7 @@ class BinaryLogistic(nn.Module):
 
     def num_outputs(self, num_classes: int) -> int:
         if num_classes != 2:
-            raise ValueError(f"{type(self).__name__} needs a two-class data set, this one has {num_classes}")
+            raise ConfigValueError(f"{type(self).__name__} needs a two-class data set, this one has {num_classes}")
         return 1
 
     def forward(self, scores: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

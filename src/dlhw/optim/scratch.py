@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch.optim import Optimizer
 
+from dlhw.errors import ConfigValueError
+
 __all__ = ["SGDScratch", "AdamScratch", "RMSpropScratch"]
 
 
@@ -48,11 +50,11 @@ class SGDScratch(Optimizer):
         maximize: bool = False,
     ):
         if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(
+            raise ConfigValueError(
                 f"invalid SGD hyper-parameters lr={lr}, momentum={momentum}, weight_decay={weight_decay}"
             )
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+            raise ConfigValueError("Nesterov momentum requires a momentum and zero dampening")
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -100,7 +102,7 @@ class AdamScratch(Optimizer):
     ):
         b1, b2 = betas
         if lr < 0 or eps < 0 or weight_decay < 0 or not (0 <= b1 < 1 and 0 <= b2 < 1):
-            raise ValueError(f"invalid Adam hyper-parameters lr={lr}, betas={betas}, eps={eps}")
+            raise ConfigValueError(f"invalid Adam hyper-parameters lr={lr}, betas={betas}, eps={eps}")
         defaults = dict(
             lr=lr,
             betas=(float(b1), float(b2)),
@@ -155,7 +157,7 @@ class RMSpropScratch(Optimizer):
         maximize: bool = False,
     ):
         if lr < 0 or eps < 0 or weight_decay < 0 or momentum < 0 or not 0 <= alpha <= 1:
-            raise ValueError(f"invalid RMSprop hyper-parameters lr={lr}, alpha={alpha}, eps={eps}")
+            raise ConfigValueError(f"invalid RMSprop hyper-parameters lr={lr}, alpha={alpha}, eps={eps}")
         defaults = dict(
             lr=lr,
             alpha=alpha,

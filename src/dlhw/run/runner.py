@@ -259,16 +259,20 @@ def _print_summary(result: RunResult, run_dir: Path) -> None:
     print(f"TensorBoard:   tensorboard --logdir {run_dir / 'tensorboard'}\n")
 
 
-def find_user_error(exc: BaseException) -> BaseException | None:
-    """The user error behind an exception (Hydra wraps errors raised while instantiating)."""
-    from hydra.errors import InstantiationException
+def find_user_error(exc: BaseException) -> UserError | None:
+    """The user error behind an exception, or None: a bug, which keeps its traceback.
 
-    seen = exc
-    while seen is not None:
+    Hydra wraps what a constructor raises in an InstantiationException; only a UserError found in
+    the chain of causes is the user's (a bad value, a missing file: constructors and checks raise
+    UserError for those), whatever else a constructor raises is a bug in it.
+    """
+    seen, visited = exc, set()
+    while seen is not None and id(seen) not in visited:
         if isinstance(seen, UserError):
             return seen
+        visited.add(id(seen))
         seen = seen.__cause__ or seen.__context__
-    return exc if isinstance(exc, InstantiationException) else None
+    return None
 
 
 def _tell_user(message: str) -> None:
