@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
 from dlhw.results import read_results
-from dlhw.run.runner import run
+from dlhw.run.runner import TIP_LOGGERS, run
 
 QUICK = ["trainer.max_epochs=1", "callbacks.progress_bar=null", "data.batch_size=64"]
 
@@ -53,6 +55,10 @@ def test_same_seed_same_metrics_other_seed_other_metrics(make_cfg) -> None:
     rc = read_results(make_cfg([], name="c").paths.output_dir)
     assert rc["final_train_loss"] != ra["final_train_loss"]  # seed 0 is a seed, not "no seed"
     assert c is not None
+    for name in TIP_LOGGERS:  # three runs in this process, the tips filter installed once
+        filters = logging.getLogger(name).filters
+        assert len([f for f in filters if getattr(f, "__name__", "") == "_no_tips"]) == 1, filters
+    assert sum("LeafSpec" in str(f[1].pattern) for f in warnings.filters if f[1] is not None) <= 1
 
 
 def test_mlp_on_tiny_mnist_files(make_cfg, mnist_root: Path, tmp_path: Path) -> None:

@@ -37,15 +37,26 @@ def overrides_of(cfg: DictConfig) -> list[str]:
     return list(cfg.get("overrides") or [])
 
 
+TIP_LOGGERS = ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero")
+
+
+def _no_tips(record: logging.LogRecord) -> bool:
+    return "Tip:" not in record.getMessage()
+
+
 def quiet_libraries() -> None:
-    """Silence library chatter that says nothing about this run (tips, deprecations of internals)."""
+    """Silence library chatter that says nothing about this run (tips, deprecations of internals).
+
+    Idempotent: every run of a process (a sweep's jobs, the tests) calls it, and each filter is
+    installed once (the same function object; warnings replaces an identical filter).
+    """
     import warnings
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     warnings.filterwarnings("ignore", message=".*smaller than the logging interval.*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    for name in ("pytorch_lightning.utilities.rank_zero", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(lambda record: "Tip:" not in record.getMessage())
+    for name in TIP_LOGGERS:
+        logging.getLogger(name).addFilter(_no_tips)  # a filter already there is not added again
 
 
 def run(cfg: DictConfig) -> float | None:
