@@ -158,12 +158,13 @@ def test_bf16_mixed_precision_runs_on_the_cpu(make_cfg, tmp_path) -> None:
 
 
 def test_speed_flags_must_be_booleans(make_cfg) -> None:
-    from dlhw.run.speed import apply_speed_options
+    """A config check: refused with the other bad values, before anything is loaded or built."""
+    from dlhw.config.validate import validate
 
-    with pytest.raises(UserError, match="channels_last='yes'"):
-        apply_speed_options(torch.nn.Linear(2, 2), channels_last="yes")
-    with pytest.raises(UserError, match="compile=1"):
-        apply_speed_options(torch.nn.Linear(2, 2), compile=1)
+    with pytest.raises(UserError, match="channels_last='yes' is not allowed: must be true or false"):
+        validate(make_cfg(["channels_last=yes"]))
+    with pytest.raises(UserError, match="compile=1 is not allowed: must be true or false"):
+        validate(make_cfg(["compile=1"]))
 
 
 def test_compile_without_a_compiler_is_refused_with_the_fix(monkeypatch) -> None:

@@ -152,6 +152,7 @@ RULES: list[tuple[str, Check]] = [
     ("threads", optional(int_at_least(1))),
     ("resume", resume_value),
     ("nan_check_every", optional(int_at_least(1))),
+    ("channels_last", boolean), ("compile", boolean),  # the speed flags (dlhw.run.speed)
     ("ckpt_path", optional(lambda v: None if isinstance(v, str) and v else "a checkpoint path or last")),
     # data
     ("data.batch_size", int_at_least(1)),

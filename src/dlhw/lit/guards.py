@@ -3,7 +3,7 @@
 ``RunGuard`` is always among a run's callbacks (dlhw.run.build adds it). It
 
 - turns SIGINT and SIGTERM into a clean stop at the next batch boundary: a mid-epoch checkpoint
-  ``checkpoints/interrupted.ckpt`` is saved, ``RunInterrupted`` ends ``fit`` (train.run then
+  ``checkpoints/interrupted.ckpt`` is saved, ``RunInterrupted`` ends ``fit`` (dlhw.run.runner.run then
   writes results.json with status "interrupted"). A resume continues from ``last.ckpt``, the end
   of the last finished epoch, so that it ends exactly where an uninterrupted run would. A second
   Ctrl+C stops at once.

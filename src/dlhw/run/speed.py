@@ -1,8 +1,9 @@
-"""Opt-in speed options applied to the network in ``pipeline.build``: channels_last and torch.compile.
+"""Opt-in speed options applied to the network in ``dlhw.run.build.build``: channels_last and torch.compile.
 
 Both are top-level keys of conf/train.yaml (``channels_last: false``, ``compile: false``), because
-model configs are plain constructor arguments. Neither changes parameter names, so checkpoints
-stay interchangeable between runs with and without them.
+model configs are plain constructor arguments; that they are true or false is checked with the
+rest of the config (dlhw.config.validate). Neither changes parameter names, so checkpoints stay
+interchangeable between runs with and without them.
 """
 
 from __future__ import annotations
@@ -14,12 +15,6 @@ import torch
 from torch import nn
 
 from dlhw.errors import UserError
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise UserError(f"{name}={value!r} is not allowed: must be true or false (e.g. {name}=true).")
-    return value
 
 
 def _to_channels_last(module: nn.Module, args: tuple) -> tuple:
@@ -55,10 +50,10 @@ def compile_net(net: nn.Module) -> nn.Module:
     return net
 
 
-def apply_speed_options(net: nn.Module, channels_last=False, compile=False) -> nn.Module:
+def apply_speed_options(net: nn.Module, channels_last: bool = False, compile: bool = False) -> nn.Module:
     """channels_last first (compile then traces the NHWC layout), then compile."""
-    if _flag("channels_last", channels_last):
+    if channels_last:
         use_channels_last(net)
-    if _flag("compile", compile):
+    if compile:
         compile_net(net)
     return net
