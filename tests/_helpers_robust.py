@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 import pytorch_lightning as pl
 import torch
+from hydra.experimental.callback import Callback
 
 
 class SignalAt(pl.Callback):
@@ -49,6 +51,19 @@ class BrokenInit(pl.Callback):
 
     def __init__(self):
         raise KeyError("injected constructor bug")
+
+
+class InterruptAfterJob(Callback):
+    """A Hydra callback: Ctrl+C (SIGINT to this process) when job ``after`` has ended, i.e.
+    between two jobs of a sweep (two trials of a search), outside any run."""
+
+    def __init__(self, after: int = 0):
+        self.after = after
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        if config.hydra.job.num == self.after:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the KeyboardInterrupt is raised here, before the next job
 
 
 class Hostile:

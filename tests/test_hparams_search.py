@@ -93,6 +93,38 @@ def _status(job: Path) -> str | None:
         return None
 
 
+def test_ctrl_c_between_two_trials_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    """Ctrl+C after trial 0 ended and before trial 1 started: no Hydra traceback, one dlhw: line
+    that names the study and the resume command, exit 130; the finished trial is in the study."""
+    import optuna
+
+    data = _binary_pickle(tmp_path / "binary.pkl")
+    sweep = tmp_path / "search"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent)}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlhw.cli.train", "hparams_search=binary_hidden", f"data.path={data}",
+         "hydra.sweeper.n_trials=3", "trainer.max_epochs=1", "threads=1", "callbacks=minimal",
+         "logger=none", f"hydra.sweep.dir={sweep}", "report=false",
+         "+hydra.callbacks.interrupt._target_=_helpers_robust.InterruptAfterJob"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("dlhw: ") == 1, proc.stderr[-3000:]
+    assert (f"dlhw: search interrupted between trials; the finished trials are kept in {sweep}/optuna.db. "
+            f"Continue with: dlhw-train -m resume={sweep}") in proc.stderr
+    storage = f"sqlite:///{sweep}/optuna.db"
+    trials = optuna.load_study(study_name="binary_hidden", storage=storage).trials
+    assert len(trials) == 1 and _status(_job_dirs(sweep)[0]) == "completed"  # trial 1 never asked for
+    stamp = (_job_dirs(sweep)[0] / "results.json").stat().st_mtime_ns
+    resumed = subprocess.run(  # trial 0 (its job completed, its value not yet told) is not trained again
+        [sys.executable, "-m", "dlhw.cli.train", "-m", f"resume={sweep}", "+hydra.callbacks.interrupt.after=99"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = optuna.load_study(study_name="binary_hidden", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    assert (_job_dirs(sweep)[0] / "results.json").stat().st_mtime_ns == stamp
+
+
 def test_interrupted_search_resumes_from_its_study(tmp_path: Path) -> None:
     """6 trials, Ctrl+C during the 4th; resume=SWEEP_DIR: 6 in all, the first 3 not run again."""
     import optuna

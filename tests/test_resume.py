@@ -179,6 +179,20 @@ def test_sweep_resume_skips_completed_jobs_and_a_failing_job_does_not_stop_the_s
     assert read_results(job0)["status"] == "diverged"  # job 0 ran again (and diverged again)
 
 
+def test_ctrl_c_between_two_jobs_of_a_sweep_is_one_line_and_exit_130(tmp_path: Path) -> None:
+    """A Ctrl+C after job 0 ended and before job 1 started (outside any run) ends like every
+    other interruption: one dlhw: line that says how to go on, exit 130, no traceback."""
+    sweep = tmp_path / "sweep"
+    proc = cli("-m", "trainer.max_epochs=1", "callbacks.progress_bar=null", "data.max_train_samples=100",
+               "seed=0,1", "report=false", "+hydra.callbacks.interrupt._target_=_helpers_robust.InterruptAfterJob",
+               f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 130, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and proc.stderr.count("dlhw: ") == 1, proc.stderr[-3000:]
+    assert f"dlhw: sweep interrupted between jobs; the jobs that completed keep their results. " \
+           f"Continue with: dlhw-train -m resume={sweep}" in proc.stderr
+    assert read_results(sweep / "0_seed=0")["status"] == "completed" and not (sweep / "1_seed=1").exists()
+
+
 def test_plain_trainer_fit_leaves_the_signal_handlers_as_it_found_them(make_cfg) -> None:
     from dlhw.run.build import build
 

@@ -33,6 +33,11 @@ def main() -> None:
         raise SystemExit(2) from None
     try:
         _hydra_main()
+    except KeyboardInterrupt:  # outside a run (a run ends its own interruption): one line, 130
+        from dlhw.sweep.callback import interrupted_message
+
+        print(f"dlhw: {interrupted_message()}", file=sys.stderr)
+        raise SystemExit(130) from None
     except SystemExit as exc:
         if exc.code == 1:  # Hydra's own error (e.g. an unknown key): add the nearest valid names
             from dlhw.config.validate import unknown_key_hint

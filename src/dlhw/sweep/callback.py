@@ -28,6 +28,7 @@ log = logging.getLogger("dlhw")
 
 FIXED_KEYS_ENV = "DLHW_SWEEP_FIXED_KEYS"
 _JOB_DIR = re.compile(r"^(\d+)(_|$)")
+_RUNNING: dict[str, str] = {}  # the sweep this process runs (set by DlhwCallback), for a Ctrl+C
 
 
 def _fail(message: str) -> None:
@@ -52,6 +53,7 @@ class DlhwCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._check_dir(str(config.hydra.sweep.dir))
+        _RUNNING["sweep_dir"] = str(config.hydra.sweep.dir)
         _, fixed = split_sweep_keys(list(config.hydra.overrides.task), config.hydra.sweeper.get("params"))
         os.environ[FIXED_KEYS_ENV] = json.dumps(fixed)  # read as the jobs' configs are composed
 
@@ -62,6 +64,16 @@ class DlhwCallback(Callback):
             log.info(summary)
         if config.get("report", True):
             write_sweep_report(sweep_dir, _experiment_of(config))
+
+
+def interrupted_message() -> str:
+    """What a Ctrl+C outside any run tells the user (a run reports its own): between two jobs of
+    a sweep, or while Hydra starts."""
+    sweep_dir = _RUNNING.get("sweep_dir")
+    if sweep_dir:
+        return (f"sweep interrupted between jobs; the jobs that completed keep their results. "
+                f"Continue with: dlhw-train -m resume={sweep_dir}")
+    return "interrupted before the run started; nothing was trained."
 
 
 def split_sweep_keys(overrides: list[str], sweeper_params: Any = None) -> tuple[list[str], list[str]]:

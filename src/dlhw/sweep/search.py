@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,23 @@ def _run_again(impl, study, frozen, arguments: list[str]) -> None:
     except Exception as exc:  # a failed job (FailedTrials) is a failed trial
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
         log.warning("Failed experiment: %s", exc)
+
+
+def run_search(impl, arguments: list[str]) -> Any:
+    """The search: continue the study it finds (:func:`continue_study`), then the sweeper's loop.
+
+    A Ctrl+C between two trials (outside a run, which handles its own) ends like every other
+    interruption: one ``dlhw:`` line saying how to go on, exit status 130, no traceback. The
+    trial asked for but not started stays unfinished in the study and runs first on resume.
+    """
+    try:
+        continue_study(impl, arguments)
+        return impl.sweep(arguments)
+    except KeyboardInterrupt:
+        sweep_dir = str(impl.config.hydra.sweep.dir)
+        db = _sqlite_file(impl.storage)
+        kept = (f"the finished trials are kept in {db}. Continue with: dlhw-train -m resume={sweep_dir}"
+                if db is not None else "the study was not stored (hydra.sweeper.storage), so it "
+                "cannot be continued; the finished jobs keep their results.")
+        print(f"dlhw: search interrupted between trials; {kept}", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -29,7 +29,6 @@ class ResumableOptunaSweeper(Sweeper):
         self.sweeper.setup(hydra_context=hydra_context, task_function=task_function, config=config)
 
     def sweep(self, arguments: list[str]) -> None:
-        from dlhw.sweep.search import continue_study
+        from dlhw.sweep.search import run_search
 
-        continue_study(self.sweeper, arguments)
-        return self.sweeper.sweep(arguments)
+        return run_search(self.sweeper, arguments)
