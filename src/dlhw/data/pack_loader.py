@@ -25,9 +25,22 @@ class PackLoader:
         return len(self.loaders[0])
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for batches in zip(*self.loaders, strict=True):
-            xs, ys = zip(*batches, strict=True)
-            yield torch.stack(xs), torch.stack(ys)
+        first = self.loaders[0]
+        if first.transform.augment is not None or first.world_size > 1:
+            # augmentation draws from each run's own generator: one transform per run
+            for batches in zip(*self.loaders, strict=True):
+                xs, ys = zip(*batches, strict=True)
+                yield torch.stack(xs), torch.stack(ys)
+            return
+        # no augmentation: the K runs' batches are one gather and one transform
+        epoch = int(first.epoch_fn())
+        order = torch.stack([loader._indices(epoch) for loader in self.loaders])  # (K, n)
+        k = order.shape[0]
+        for start in range(0, order.shape[1], first.batch_size):
+            flat = order[:, start : start + first.batch_size].reshape(-1)
+            x = first.transform(first.x.index_select(0, flat), None, True)
+            y = first.y.index_select(0, flat)
+            yield x.view(k, -1, *x.shape[1:]), y.view(k, -1)
 
 
 class PackData(pl.LightningDataModule):

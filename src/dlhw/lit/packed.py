@@ -64,6 +64,8 @@ class PackedClassifier(pl.LightningModule):
         schedules: each run's schedule on that optimizer, or None.
         generators: each run's generator for dropout masks (the global RNG state of the run alone).
         scheduler_interval: "epoch" or "step".
+        check_every: on an accelerator, look for diverged runs every this many steps (on a CPU
+            every step); a diverged run is excluded from the loss at once, on the device.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class PackedClassifier(pl.LightningModule):
         schedules: Sequence[object | None],
         generators: Sequence[torch.Generator],
         scheduler_interval: str = "epoch",
+        check_every: int = 25,
     ):
         super().__init__()
         self.k = len(nets)
@@ -84,6 +87,7 @@ class PackedClassifier(pl.LightningModule):
         self.schedules = list(schedules)
         self.generators = list(generators)
         self.scheduler_interval = scheduler_interval
+        self.check_every = check_every
         self.stacked = stackable(nets[0])
         copies = [stackable(net) for net in nets]
         params, buffers = stack_module_state(copies)
@@ -178,10 +182,6 @@ class PackedClassifier(pl.LightningModule):
             self.log(f"{stage}/acc_mean", (sums[1] / sums[2]).mean(), prog_bar=stage != "test")
 
     # ------------------------------------------------------------------ steps
-    def on_fit_start(self) -> None:
-        if self._stacked_optimizer is not None:
-            self._stacked_optimizer.active = self.active
-
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         x, y = batch  # (K, N, ...), (K, N)
         if self._probe_nets:
@@ -193,8 +193,17 @@ class PackedClassifier(pl.LightningModule):
         newly_bad = self.active & ~finite
         self.first_bad_step.copy_(torch.where(newly_bad, self.global_step, self.first_bad_step))
         self.active.logical_and_(finite)
+        if x.device.type == "cpu" or self.global_step % self.check_every == 0:
+            self.freeze_diverged()  # on an accelerator a look is a sync: every check_every steps
         self._accumulate("train", torch.where(self.active, losses, 0.0), logits.detach(), y)
         return torch.where(self.active, losses, torch.zeros_like(losses)).sum()
+
+    def freeze_diverged(self) -> list[int]:
+        """Hand the runs that diverged to the optimizer, which leaves their slices as they are."""
+        frozen = (~self.active).nonzero().flatten().tolist()
+        if self._stacked_optimizer is not None:
+            self._stacked_optimizer.frozen = frozen
+        return frozen
 
     def validation_step(self, batch, batch_idx: int) -> None:
         x, y = batch
@@ -233,7 +242,6 @@ class PackedClassifier(pl.LightningModule):
 
     def configure_optimizers(self):
         optimizer = StackedOptimizer(list(self.stacked.parameters()), self.run_optimizers)
-        optimizer.active = self.active
         self._stacked_optimizer = optimizer
         if all(s is None for s in self.schedules):
             return optimizer

@@ -65,26 +65,27 @@ class MatmulRecurrent(nn.Module):
         w_ih, w_hh = getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}")
         b_ih = getattr(self, f"bias_ih_l{layer}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None
-        inputs = F.linear(x, w_ih, b_ih)  # every time step at once: (N, T, gates * H)
-        n, steps = x.shape[0], x.shape[1]
-        h = x.new_zeros(n, self.hidden_size)
-        c = x.new_zeros(n, self.hidden_size)
+        # every time step's input projection at once, then split once (indexing step by step
+        # would zero-fill a gradient of the whole sequence for every step in backward)
+        steps = F.linear(x, w_ih, b_ih).unbind(1)
+        h = x.new_zeros(x.shape[0], self.hidden_size)
+        c = x.new_zeros(x.shape[0], self.hidden_size)
         outputs = []
-        for t in range(steps):
+        for step in steps:
             hidden = F.linear(h, w_hh, b_hh)
             if self.mode == "LSTM":
-                i, f, g, o = (inputs[:, t] + hidden).chunk(4, dim=1)
+                i, f, g, o = (step + hidden).chunk(4, dim=1)
                 c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
                 h = torch.sigmoid(o) * torch.tanh(c)
             elif self.mode == "GRU":
-                xr, xz, xn = inputs[:, t].chunk(3, dim=1)
+                xr, xz, xn = step.chunk(3, dim=1)
                 hr, hz, hn = hidden.chunk(3, dim=1)
                 r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
                 h = (1 - z) * torch.tanh(xn + r * hn) + z * h
             elif self.mode == "RNN_RELU":
-                h = torch.relu(inputs[:, t] + hidden)
+                h = torch.relu(step + hidden)
             else:
-                h = torch.tanh(inputs[:, t] + hidden)
+                h = torch.tanh(step + hidden)
             outputs.append(h)
         return torch.stack(outputs, dim=1)
 

@@ -63,22 +63,28 @@ class StackedOptimizer(torch.optim.Optimizer):
         self.kind = kind
         self.runs = list(runs)
         self.nesterov = bool(runs[0].param_groups[0].get("nesterov", False))
-        self.active = torch.ones(len(runs), dtype=torch.bool, device=params[0].device)
+        self.frozen: list[int] = []  # runs that diverged: their slices and states stay as they are
         self.step_count = 0
-        self.hyper: dict[str, torch.Tensor] = {}
+        self.hyper: dict[str, float | torch.Tensor] = {}
         self.sync()
 
     def sync(self) -> None:
-        """Re-read every run's settings (a schedule changed the learning rates)."""
+        """Re-read every run's settings (a schedule changed the learning rates). A setting equal
+        in every run stays a number (one fused in-place operation); others become (K,) tensors."""
         device = self.param_groups[0]["params"][0].device
         for name in KINDS[self.kind]:
             values = [_setting(r.param_groups[0], name) for r in self.runs]
-            self.hyper[name] = torch.tensor(values, dtype=torch.float32, device=device)
-        if self.kind == "SGD":  # torch ignores dampening where momentum is 0
-            self.hyper["dampening"] = torch.where(self.hyper["momentum"] == 0, 0.0, self.hyper["dampening"])
+            if self.kind == "SGD" and name == "dampening":  # torch ignores it where momentum is 0
+                values = [0.0 if _setting(r.param_groups[0], "momentum") == 0 else v
+                          for r, v in zip(self.runs, values, strict=True)]
+            same = all(v == values[0] for v in values)
+            self.hyper[name] = values[0] if same else torch.tensor(values, dtype=torch.float32, device=device)
 
-    def _per_run(self, name: str, like: torch.Tensor) -> torch.Tensor:
-        return self.hyper[name].view((-1,) + (1,) * (like.dim() - 1))
+    def _h(self, name: str, like: torch.Tensor) -> float | torch.Tensor:
+        value = self.hyper[name]
+        if isinstance(value, float):
+            return value
+        return value.view((-1,) + (1,) * (like.dim() - 1))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -87,63 +93,89 @@ class StackedOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         self.step_count += 1
+        update = getattr(self, f"_{self.kind.lower()}")
         for p in self.param_groups[0]["params"]:
             if p.grad is None:
                 continue
-            keep = self.active.view((-1,) + (1,) * (p.dim() - 1))
-            grad = torch.where(keep, p.grad, torch.zeros_like(p.grad))
-            new = getattr(self, f"_{self.kind.lower()}")(p, grad, self.state[p])
-            p.copy_(torch.where(keep, new, p))
+            state = self.state[p]
+            kept = self._snapshot(p, state)
+            update(p, p.grad, state)
+            for name, value in kept.items():
+                (p if name == "param" else state[name])[self.frozen] = value
         return loss
 
-    def _freeze(self, state: dict, key: str, new: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-        """Store ``new`` for the active runs, keep the old state of the others."""
-        keep = self.active.view((-1,) + (1,) * (p.dim() - 1))
-        old = state.get(key)
-        state[key] = new if old is None else torch.where(keep, new, old)
-        return state[key]
+    def _snapshot(self, p: torch.Tensor, state: dict) -> dict[str, torch.Tensor]:
+        """The frozen runs' slices of a parameter and its state, to put back after the update."""
+        if not self.frozen:
+            return {}
+        kept = {"param": p[self.frozen].clone()}
+        kept.update({n: t[self.frozen].clone() for n, t in state.items() if isinstance(t, torch.Tensor)})
+        return kept
+
+    @staticmethod
+    def _add(t: torch.Tensor, other: torch.Tensor, factor) -> torch.Tensor:
+        """t += factor * other, in place (factor a number or a broadcast tensor)."""
+        return t.add_(other, alpha=factor) if isinstance(factor, float) else t.addcmul_(other, factor)
 
     def _sgd(self, p, grad, state):
-        h = self._per_run
-        d_p = grad + h("weight_decay", p) * p
+        h = self._h
+        wd, momentum = h("weight_decay", p), h("momentum", p)
+        if not (isinstance(wd, float) and wd == 0.0):
+            grad = self._add(grad.clone(), p, wd)
         buf = state.get("momentum_buffer")
         if buf is None:
-            buf = d_p.clone()
+            buf = state["momentum_buffer"] = grad.clone()
         else:
-            buf = h("momentum", p) * buf + (1 - h("dampening", p)) * d_p
-        buf = self._freeze(state, "momentum_buffer", buf, p)
-        d_p = d_p + h("momentum", p) * buf if self.nesterov else buf
-        return p - h("lr", p) * d_p
+            self._add(buf.mul_(momentum), grad, 1 - h("dampening", p))
+        d_p = self._add(grad.clone(), buf, momentum) if self.nesterov else buf
+        self._add(p, d_p, -h("lr", p))
 
     def _adam(self, p, grad, state, decoupled: bool = False):
-        h = self._per_run
-        if decoupled:
-            p = p * (1 - h("lr", p) * h("weight_decay", p))
-        else:
-            grad = grad + h("weight_decay", p) * p
-        exp_avg = state.get("exp_avg", torch.zeros_like(p))
-        exp_avg_sq = state.get("exp_avg_sq", torch.zeros_like(p))
+        h = self._h
+        lr, wd = h("lr", p), h("weight_decay", p)
+        if not (isinstance(wd, float) and wd == 0.0):
+            if decoupled:
+                p.mul_(1 - lr * wd)
+            else:
+                grad = self._add(grad.clone(), p, wd)
+        if "exp_avg" not in state:
+            state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(p), torch.zeros_like(p)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         beta1, beta2 = h("beta1", p), h("beta2", p)
-        exp_avg = self._freeze(state, "exp_avg", exp_avg + (grad - exp_avg) * (1 - beta1), p)
-        exp_avg_sq = self._freeze(state, "exp_avg_sq", exp_avg_sq * beta2 + (1 - beta2) * grad * grad, p)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2)
+        if isinstance(beta2, float):
+            exp_avg_sq.addcmul_(grad, grad, value=1 - beta2)
+        else:
+            exp_avg_sq.addcmul_(grad * grad, 1 - beta2)
         n = self.step_count
         bias1, bias2 = 1 - beta1**n, 1 - beta2**n
-        denom = exp_avg_sq.sqrt() / bias2.sqrt() + h("eps", p)
-        return p - (h("lr", p) / bias1) * exp_avg / denom
+        denom = exp_avg_sq.sqrt().div_(bias2**0.5).add_(h("eps", p))
+        step = lr / bias1
+        if isinstance(step, float):
+            p.addcdiv_(exp_avg, denom, value=-step)
+        else:
+            p.addcmul_(exp_avg / denom, -step)
 
     def _adamw(self, p, grad, state):
-        return self._adam(p, grad, state, decoupled=True)
+        self._adam(p, grad, state, decoupled=True)
 
     def _rmsprop(self, p, grad, state):
-        h = self._per_run
-        grad = grad + h("weight_decay", p) * p
-        alpha = h("alpha", p)
-        square_avg = state.get("square_avg", torch.zeros_like(p))
-        square_avg = self._freeze(state, "square_avg", square_avg * alpha + (1 - alpha) * grad * grad, p)
-        scaled = grad / (square_avg.sqrt() + h("eps", p))
-        buf = state.get("momentum_buffer", torch.zeros_like(p))
-        buf = self._freeze(state, "momentum_buffer", h("momentum", p) * buf + scaled, p)
-        return p - h("lr", p) * buf
+        h = self._h
+        wd, alpha = h("weight_decay", p), h("alpha", p)
+        if not (isinstance(wd, float) and wd == 0.0):
+            grad = self._add(grad.clone(), p, wd)
+        if "square_avg" not in state:
+            state["square_avg"], state["momentum_buffer"] = torch.zeros_like(p), torch.zeros_like(p)
+        square_avg, buf = state["square_avg"], state["momentum_buffer"]
+        square_avg.mul_(alpha)
+        if isinstance(alpha, float):
+            square_avg.addcmul_(grad, grad, value=1 - alpha)
+        else:
+            square_avg.addcmul_(grad * grad, 1 - alpha)
+        avg = square_avg.sqrt().add_(h("eps", p))
+        buf.mul_(h("momentum", p)).add_(grad / avg)
+        self._add(p, buf, -h("lr", p))
 
     # ------------------------------------------------------------------ per-run state dicts
     def state_of(self, k: int) -> dict:

@@ -1,0 +1,108 @@
+"""The pieces of a pack against PyTorch's own: matrix-product recurrent cells against nn.LSTM /
+nn.GRU / nn.RNN, the stacked optimizer against torch.optim per run, vmap over K models against
+the K models one by one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from dlhw.nn.stackable import MaskedDropout, MatmulRecurrent, stackable
+from dlhw.optim.stacked import StackedOptimizer, unsupported_reason
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.LSTM(5, 7, num_layers=2, batch_first=True),
+    lambda: nn.GRU(5, 7, batch_first=True),
+    lambda: nn.RNN(5, 7, nonlinearity="relu", batch_first=True),
+    lambda: nn.RNN(5, 7, batch_first=True),
+])
+def test_matmul_cells_match_torch_forward_and_backward(make) -> None:
+    torch.manual_seed(0)
+    rnn = make()
+    cell = MatmulRecurrent(rnn)
+    assert cell.state_dict().keys() == rnn.state_dict().keys()
+    x = torch.randn(4, 6, 5, requires_grad=True)
+    ours, theirs = cell(x)[0], rnn(x)[0]
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ours)
+    grads_ours = torch.autograd.grad(ours, [x, *cell.parameters()], g)
+    grads_theirs = torch.autograd.grad(theirs, [x, *rnn.parameters()], g)
+    for a, b in zip(grads_ours, grads_theirs, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_vmap_over_stacked_models_gives_each_models_output() -> None:
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
+                          nn.Dropout(0.5), nn.Linear(4 * 6 * 6, 3)) for _ in range(3)]
+    copies = [stackable(n) for n in nets]
+    assert isinstance(copies[0][4], MaskedDropout)
+    params, buffers = stack_module_state(copies)
+    base = copies[0]
+    x = torch.randn(3, 2, 3, 8, 8)
+    for net in nets:
+        net.eval()
+    base.eval()
+    out = vmap(lambda p, b, xb: functional_call(base, (p, b), (xb,)))(params, buffers, x)
+    torch.testing.assert_close(out, torch.stack([n(x[i]) for i, n in enumerate(nets)]))
+
+
+CASES = [
+    (torch.optim.SGD, [dict(lr=0.1, momentum=0.9, weight_decay=5e-4), dict(lr=0.05, momentum=0.0),
+                       dict(lr=0.01, momentum=0.5, dampening=0.1)]),
+    (torch.optim.SGD, [dict(lr=0.1, momentum=0.9, nesterov=True)] * 3),
+    (torch.optim.Adam, [dict(lr=1e-3), dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=1e-3), dict(lr=3e-4)]),
+    (torch.optim.AdamW, [dict(lr=1e-3), dict(lr=1e-2, betas=(0.8, 0.99), weight_decay=1e-1), dict(lr=3e-4)]),
+    (torch.optim.RMSprop, [dict(lr=1e-3), dict(lr=1e-2, momentum=0.9, weight_decay=1e-3), dict(lr=3e-4, alpha=0.9)]),
+]
+
+
+@pytest.mark.parametrize(("cls", "settings"), CASES, ids=[c.__name__ for c, _ in CASES])
+def test_stacked_optimizer_follows_each_runs_own_optimizer(cls, settings) -> None:
+    torch.manual_seed(0)
+    k = len(settings)
+    alone = [torch.randn(5, 4, requires_grad=True) for _ in range(k)]
+    optimizers = [cls([p], **s) for p, s in zip(alone, settings, strict=True)]
+    stacked = nn.Parameter(torch.stack([p.detach().clone() for p in alone]))
+    runs = [cls([nn.Parameter(torch.zeros(5, 4))], **s) for s in settings]
+    pack = StackedOptimizer([stacked], runs)
+    for _ in range(20):
+        grads = torch.randn(k, 5, 4)
+        for i in range(k):
+            alone[i].grad = grads[i].clone()
+            optimizers[i].step()
+        stacked.grad = grads.clone()
+        pack.step()
+    for i in range(k):
+        torch.testing.assert_close(stacked[i].detach(), alone[i].detach(), atol=1e-5, rtol=1e-5)
+        # the run's slice of state loads into its own optimizer and matches what that one holds
+        state, own = pack.state_of(i), optimizers[i].state_dict()
+        assert state["state"].keys() == own["state"].keys()
+        for key, value in own["state"].get(0, {}).items():
+            torch.testing.assert_close(torch.as_tensor(state["state"][0][key]).float(),
+                                       torch.as_tensor(value).float(), atol=1e-5, rtol=1e-5)
+        cls([nn.Parameter(alone[i].detach().clone())], **settings[i]).load_state_dict(state)
+
+
+def test_a_frozen_run_keeps_its_weights_and_state() -> None:
+    runs = [torch.optim.Adam([nn.Parameter(torch.zeros(3))], lr=0.1) for _ in range(2)]
+    stacked = nn.Parameter(torch.zeros(2, 3))
+    pack = StackedOptimizer([stacked], runs)
+    stacked.grad = torch.ones(2, 3)
+    pack.step()
+    before = stacked[1].detach().clone(), pack.state[stacked]["exp_avg"][1].clone()
+    pack.frozen = [1]
+    stacked.grad = torch.full((2, 3), float("nan"))
+    pack.step()
+    assert torch.equal(stacked[1].detach(), before[0]) and torch.equal(pack.state[stacked]["exp_avg"][1], before[1])
+    assert torch.isnan(stacked[0]).all()  # the other run took its (nan) step
+
+
+def test_optimizers_without_a_stacked_form_are_named() -> None:
+    p = [nn.Parameter(torch.zeros(2))]
+    assert unsupported_reason(torch.optim.Adam(p, amsgrad=True)) == "optimizer option amsgrad=true has no stacked form"
+    assert "has no stacked form" in unsupported_reason(torch.optim.Adagrad(p))
+    assert unsupported_reason(torch.optim.SGD(p, lr=0.1)) is None
