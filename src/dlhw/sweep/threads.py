@@ -2,7 +2,7 @@
 
 Small models run many tiny parallel regions per step. With more OpenMP threads than free cores,
 a spinning thread waits for a descheduled one at every barrier: on a shared 2-core machine a
-LeNet step with 2 threads was 7-20x slower than with 1 (see BENCHMARKS.md). Hence:
+LeNet step with 2 threads was 5-30x slower than with 1 (see BENCHMARKS.md, Threads). Hence:
 
 - ``threads: null`` means every core this job owns, divided among the jobs that a parallel
   launcher (hydra/launcher=joblib, ``n_jobs``) runs at once: two jobs on two cores get one each.
