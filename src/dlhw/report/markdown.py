@@ -10,10 +10,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from dlhw.errors import UserError
 from dlhw.figures import signal_figure
 from dlhw.report import plots
 from dlhw.report.runs import Run, differing_keys, find_runs, first_conv_weight
+from dlhw.report.table import configurations_table, run_name, runs_table
 
 log = logging.getLogger("dlhw")
 FILES = "report_files"
@@ -29,6 +32,11 @@ def _num(v, fmt: str = "{:.4f}") -> str:
     return fmt.format(v) if isinstance(v, (int, float)) else "—"
 
 
+def _known(value):
+    """A table cell's value, None where the table has none (NaN, NA)."""
+    return None if pd.api.types.is_scalar(value) and pd.isna(value) else value
+
+
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -39,12 +47,8 @@ def _objective(v) -> str:
     return str(v)
 
 
-def _mean_sd(values: list[float], pct: bool) -> str:
-    if not values:
-        return "—"
-    m = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    lo, hi = min(values), max(values)
+def _spread(m: float, sd: float, lo: float, hi: float, pct: bool) -> str:
+    """``mean ± sd (min–max)``, in percent for accuracies."""
     if pct:
         return f"{m * 100:.2f} ± {sd * 100:.2f}% ({lo * 100:.2f}–{hi * 100:.2f})"
     return f"{m:.4f} ± {sd:.4f} ({lo:.4f}–{hi:.4f})"
@@ -129,8 +133,7 @@ class Report:
         return ",".join(parts) if parts else self.rel(run)
 
     def rel(self, run: Run) -> str:
-        root, path = self.root.resolve(), run.path.resolve()
-        return str(path.relative_to(root)) if path != root and path.is_relative_to(root) else path.name
+        return run_name(run, self.root)
 
     def groups(self) -> OrderedDict[str, list[Run]]:
         """Runs grouped by their configuration without the seed (repeats of one config)."""
@@ -204,13 +207,14 @@ class Report:
                 "params", *(["loss spikes"] if has_spikes else []), "status"]
         self.md += ["## Runs\n", "| " + " | ".join(map(_cell, head)) + " |",
                     "|" + "---|" * len(head)]
-        for run in self.runs:
-            r = run.results
-            status = run.status if run.completed else f"**{run.status}**: {(r.error or '')[:160]}"
-            wall, params = r.wall_s, r.params
-            row = [self.rel(run), *[run.overrides.get(k, "—") for k in override_cols],
-                   _pct(r.test_acc), _num(r.test_loss), _pct(r.best_val_acc),
-                   "—" if r.epochs is None else str(r.epochs),
+        frame = runs_table(self.runs, self.root)  # what dlhw.runs gives and runs.csv holds
+        for run, record in zip(self.runs, frame.to_dict("records"), strict=True):
+            r = {k: _known(v) for k, v in record.items()}
+            status = r["status"] if run.completed else f"**{r['status']}**: {(r['error'] or '')[:160]}"
+            wall, params = r["wall_s"], r["params"]
+            row = [r["run"], *[run.overrides.get(k, "—") for k in override_cols],
+                   _pct(r["test_acc"]), _num(r["test_loss"]), _pct(r["best_val_acc"]),
+                   "—" if r["epochs"] is None else str(r["epochs"]),
                    f"{wall:.1f} s" if isinstance(wall, (int, float)) else "—",
                    f"{params:,}" if isinstance(params, int) else "—"]
             if has_spikes:
@@ -225,6 +229,10 @@ class Report:
         self.md.append(f"\n{len(self.runs)} runs, {len(self.runs) - len(failed)} completed"
                        + (f", {len(failed)} not completed." if failed else ".") + "\n")
 
+    def configurations(self) -> pd.DataFrame:
+        """The configurations table (configurations.csv): one row per group of seeds."""
+        return configurations_table(self.groups(), [k for k in self.keys if k != "seed"])
+
     def seeds(self) -> None:
         groups = self.groups()
         if not any(len(g) > 1 for g in groups.values()):
@@ -233,14 +241,19 @@ class Report:
                     "mean ± standard deviation (min–max) over the completed runs of each configuration.\n",
                     "| configuration | runs | test acc | test loss | best val acc | epoch time |",
                     "|---|---|---|---|---|---|"]
-        for name, runs in groups.items():
-            done = [r.results for r in runs if r.completed]
-            vals = {k: [d.get(k) for d in done if isinstance(d.get(k), (int, float))]
-                    for k in ("test_acc", "test_loss", "best_val_acc", "epoch_s")}
-            epoch = f"{statistics.fmean(vals['epoch_s']):.2f} s" if vals["epoch_s"] else "—"
-            self.md.append(f"| {_cell(name)} | {len(done)}/{len(runs)} | {_mean_sd(vals['test_acc'], True)} | "
-                           f"{_mean_sd(vals['test_loss'], False)} | {_mean_sd(vals['best_val_acc'], True)} | "
-                           f"{epoch} |")
+        for record in self.configurations().to_dict("records"):
+            r = {k: _known(v) for k, v in record.items()}
+
+            def spread(metric: str, pct: bool, r=r) -> str:
+                if r[f"{metric}_mean"] is None:
+                    return "—"
+                return _spread(r[f"{metric}_mean"], r[f"{metric}_sd"] or 0.0, r[f"{metric}_min"],
+                               r[f"{metric}_max"], pct)
+
+            epoch = f"{r['epoch_s_mean']:.2f} s" if r["epoch_s_mean"] is not None else "—"
+            self.md.append(f"| {_cell(r['configuration'])} | {r['completed']}/{r['runs']} | "
+                           f"{spread('test_acc', True)} | {spread('test_loss', False)} | "
+                           f"{spread('best_val_acc', True)} | {epoch} |")
         self.md.append("")
 
     def curves(self) -> None:
@@ -433,6 +446,8 @@ class Report:
         self.out.mkdir(parents=True, exist_ok=True)
         md_path = self.out / "report.md"
         md_path.write_text(text)
+        runs_table(self.runs, self.root).to_csv(self.out / "runs.csv", index=False)
+        self.configurations().to_csv(self.out / "configurations.csv", index=False)
         (self.out / "report.html").write_text(to_html(text, self.title))
         return md_path
 

@@ -1,0 +1,95 @@
+"""The runs under a path as pandas tables: one row per run (``runs_table``: ``dlhw.runs``, the
+report's Runs section and runs.csv), one row per configuration with mean, sd, min and max over its
+seeds (``configurations_table``: configurations.csv and the report's section), and TensorBoard
+scalars in long form (``scalars_table``: ``dlhw.scalars``)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from dlhw.report.runs import Run
+
+# results.json fields that a run measured, in the order of the table's columns
+METRICS = ("test_acc", "test_loss", "best_val_acc", "final_val_acc", "final_val_loss",
+           "final_train_loss", "epochs", "wall_s", "epoch_s", "train_samples_per_s", "params")
+# summarised per configuration in configurations.csv
+SUMMARISED = ("test_acc", "test_loss", "best_val_acc", "epoch_s")
+
+
+def run_name(run: Run, root: Path) -> str:
+    """The run's path below ``root`` (``3_init=kaiming,seed=1``), or its folder name."""
+    root, path = Path(root).resolve(), run.path.resolve()
+    return str(path.relative_to(root)) if path != root and path.is_relative_to(root) else path.name
+
+
+def override_keys(runs: Iterable[Run]) -> list[str]:
+    """Every override key of the runs, in the order they first appear."""
+    return list(dict.fromkeys(k for r in runs for k in r.overrides))
+
+
+def typed(column: pd.Series) -> pd.Series:
+    """Override values as numbers where every value of the column is one (``0.01``, ``1e-3``)."""
+    try:
+        return pd.to_numeric(column)
+    except (TypeError, ValueError):
+        return column
+
+
+def runs_table(runs: list[Run], root: Path) -> pd.DataFrame:
+    """One row per run: its name, its overrides as columns (numbers typed), the seed, status, the
+    measured metrics (accuracies as fractions, wall time in seconds), the error and the path."""
+    keys = override_keys(runs)
+    extra = [] if "seed" in keys else ["seed"]
+    columns = ["run", *keys, *extra, "status", *METRICS, "error", "path"]
+    rows = []
+    for run in runs:
+        row = {"run": run_name(run, root), **{k: run.overrides.get(k) for k in keys}}
+        row.update({"seed": run.results.seed} if extra else {})
+        row.update(status=run.status, error=run.results.error, path=str(run.path))
+        row.update({m: run.results.get(m) for m in METRICS})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=columns)
+    for key in keys:
+        frame[key] = typed(frame[key])
+    for column in ("seed", "epochs", "params"):  # counts stay integers next to missing values
+        try:
+            frame[column] = frame[column].astype("Int64")
+        except (TypeError, ValueError):  # a seed that is no integer: left as it is
+            pass
+    return frame
+
+
+def configurations_table(groups: Mapping[str, list[Run]], keys: list[str]) -> pd.DataFrame:
+    """One row per configuration (runs that differ only in their seed): its ``keys`` values, how
+    many runs it has and how many completed, and mean, sd, min, max of each summarised metric over
+    the completed runs (sd empty for a single run)."""
+    rows = []
+    for name, runs in groups.items():
+        row = {"configuration": name, **{k: runs[0].overrides.get(k) for k in keys},
+               "runs": len(runs), "completed": sum(r.completed for r in runs)}
+        for metric in SUMMARISED:
+            values = [v for r in runs if r.completed and isinstance(v := r.results.get(metric), (int, float))]
+            row[f"{metric}_mean"] = statistics.fmean(values) if values else None
+            row[f"{metric}_sd"] = statistics.stdev(values) if len(values) > 1 else None
+            row[f"{metric}_min"] = min(values, default=None)
+            row[f"{metric}_max"] = max(values, default=None)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for key in keys:
+        if key in frame:
+            frame[key] = typed(frame[key])
+    return frame
+
+
+def scalars_table(runs: list[Run], root: Path, tags: Iterable[str] | None = None) -> pd.DataFrame:
+    """TensorBoard scalars in long form: one row per (run, tag, step) with its value; ``tags``
+    picks some (``train/loss_every_step``, ``val/acc``, ...), None takes all."""
+    wanted = None if tags is None else set(tags)
+    rows = [(run_name(run, root), tag, step, value)
+            for run in runs for tag, series in run.scalars().items()
+            if wanted is None or tag in wanted for step, value in series]
+    return pd.DataFrame(rows, columns=["run", "tag", "step", "value"])
