@@ -65,26 +65,26 @@ def test_an_old_file_written_back_keeps_every_value_and_says_its_version(tmp_pat
 
 
 def test_unknown_keys_are_kept_in_extra_and_written_back(tmp_path: Path) -> None:
-    newer = {"version": "0.9", **OLD_COMPLETED, "packed_with": ["1_seed=1"], "energy_j": 12.5}
+    newer = {"version": "0.9", **OLD_COMPLETED, "queue": ["gpu-a"], "energy_j": 12.5}
     res = read_results(_old_file(tmp_path / "run", newer))
-    assert res.version == "0.9" and res.extra == {"packed_with": ["1_seed=1"], "energy_j": 12.5}
+    assert res.version == "0.9" and res.extra == {"queue": ["gpu-a"], "energy_j": 12.5}
     assert res["energy_j"] == 12.5 and res.get("energy_j") == 12.5 and res.get("nothing", 7) == 7
     with pytest.raises(KeyError):
         res["nothing"]
     write_results(tmp_path / "run", res)
     written = json.loads((tmp_path / "run" / RESULTS_FILE).read_text())
-    assert written["packed_with"] == ["1_seed=1"] and written["energy_j"] == 12.5
+    assert written["queue"] == ["gpu-a"] and written["energy_j"] == 12.5
     assert written["test_acc"] == OLD_COMPLETED["test_acc"]
 
 
 def test_a_record_round_trips_and_non_finite_numbers_become_null(tmp_path: Path) -> None:
     res = RunResult.create(status="diverged", best_val_acc=float("nan"), loss="nan", diverged_step=7,
-                           overrides=["optimizer.lr=10"], seed=0, packed_with=["2"])
-    assert res.extra == {"packed_with": ["2"]} and res.version == VERSION
+                           overrides=["optimizer.lr=10"], seed=0, queue=["2"])
+    assert res.extra == {"queue": ["2"]} and res.version == VERSION
     write_results(tmp_path, res)
     back = read_results(tmp_path)
     assert back.best_val_acc is None and back.diverged_step == 7 and back.loss == "nan"
-    assert back.extra == {"packed_with": ["2"]} and back.overrides == ["optimizer.lr=10"]
+    assert back.extra == {"queue": ["2"]} and back.overrides == ["optimizer.lr=10"]
     assert back.get("best_val_acc", "—") == "—"  # None reads as the default
 
 

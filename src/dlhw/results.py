@@ -62,6 +62,9 @@ class RunResult:
     last_ckpt: str | None = None
     interrupted_ckpt: str | None = None
     resumed_from: str | None = None
+    # a run trained in a pack (hydra/launcher=packed): the other jobs of its pack
+    packed_with: list[str] | None = None
+    pack_size: int | None = None
     # why it did not complete, and how to go on
     error: str | None = None
     reason: str | None = None

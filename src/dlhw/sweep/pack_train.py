@@ -28,7 +28,7 @@ from dlhw.lit.module import Classifier
 from dlhw.lit.pack_recorder import PackGuard, PackRecorder, RunFiles
 from dlhw.lit.packed import PackedClassifier
 from dlhw.optim.stacked import unsupported_reason
-from dlhw.results import write_results
+from dlhw.results import RunResult, write_results
 from dlhw.run.build import build_model, instantiate_dict
 from dlhw.run.resume import check_checkpoint, plan_resume
 
@@ -195,7 +195,7 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
             raise
         for r in runs:
             last = r.files.ckpt_dir / "last.ckpt"
-            write_results(r.job.run_dir, {
+            write_results(r.job.run_dir, RunResult.create(**{
                 "status": stop.status, "reason": str(stop), **stop.info,
                 "best_val_acc": r.files.best_score, "global_steps": trainer.global_step,
                 "wall_s": round(time.time() - started, 3), "seed": r.job.cfg.seed,
@@ -203,7 +203,7 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
                 "run_dir": str(r.job.run_dir), "last_ckpt": str(last) if last.is_file() else None,
                 "packed_with": [n for n in names if n != r.job.name],
                 "resume": f"dlhw-train -m resume={r.job.run_dir.parent}",
-            })
+            }))
         recorder.close()
         if isinstance(stop, RunInterrupted):
             raise stop from exc
@@ -226,7 +226,7 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
     metrics: list[float | None] = []
     for k, r in enumerate(runs):
         results = _results(r, k, module, trainer, recorder, names, val, train, test, wall, fit_s, active[k])
-        write_results(r.job.run_dir, results)
+        write_results(r.job.run_dir, RunResult.create(**results))
         _final_scalars(r.files, results, trainer.global_step)
         if results["status"] == "completed":
             log.info("Test accuracy %.2f%% (best val %.2f%%)", 100 * (results["test_acc"] or 0),
