@@ -8,6 +8,10 @@ key is covered and fuzzed without editing this file.
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
@@ -176,6 +180,66 @@ def test_fuzz_every_key_wrong_type_out_of_range_and_null(shipped) -> None:
         counted[kind] += 1
     assert failures == [], f"{len(failures)} of {len(cases)} cases:\n" + "\n".join(failures)
     assert counted["wrong_type"] > 250 and counted["out_of_range"] > 150 and counted["null"] > 150, counted
+
+
+def test_fuzz_values_go_through_hydra_and_validate_in_one_line(tmp_path) -> None:
+    """The same values typed as overrides (Hydra parses them) and checked by validate(): one line,
+    all wrong values listed, each naming its key."""
+    from dlhw.config.validate import validate
+    from dlhw.errors import UserError
+
+    bad = ["data.augment.brightness=abc", "data.augment.blur=yes", "model.width=0",
+           "optimizer.betas=[0.9,1.5]", "trainer.max_epochs=null", "+optimizer.lrr=0.1"]
+    with pytest.raises(UserError) as info:
+        validate(compose(bad, output_dir=tmp_path))
+    message = str(info.value)
+    assert "\n" not in message
+    for override in bad:
+        assert override.lstrip("+").split("=")[0] + "=" in message, override
+    assert "data.augment.brightness=abc: must be a number in [0, 1]" in message
+    assert "optimizer.lrr=0.1: is not a key of optimizer (torch.optim.Adam); did you mean optimizer.lr?" in message
+
+
+def _cli(*overrides: str, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlhw.cli.train", *overrides, "debug=fast", f"hydra.run.dir={cwd / 'run'}"],
+        cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_an_interpolation_that_cannot_be_resolved_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv("DLHW_NO_SUCH_VARIABLE", raising=False)
+    problems = check(compose(["data.root=${oc.env:DLHW_NO_SUCH_VARIABLE}", "data=mnist"], output_dir=tmp_path))
+    assert [p.key for p in problems] == ["data.root"]
+    assert problems[0].line.startswith("data.root=${oc.env:DLHW_NO_SUCH_VARIABLE}: cannot be resolved (")
+
+
+CLI_CASES = [
+    (["data.augment.brightness=abc"], ["data.augment.brightness=abc: must be a number in [0, 1]"]),
+    (["data.augment.blur=yes", "data.augment.brightness=-1", "data.normalize=foo", "model.width=0"],
+     ["data.augment.blur=yes: must be a number >= 0", "data.augment.brightness=-1: must be",
+      "data.normalize=foo: must be one of standard, mean, none", "model.width=0: must be a number > 0"]),
+]
+
+
+def test_the_cli_ends_in_one_error_line_and_exit_2(tmp_path) -> None:
+    """The issue's examples through dlhw-train (debug=fast): exit 2, one dlhw: error: line listing
+    every wrong value, no traceback, nothing built. The runs start together (they mostly import)."""
+    procs = []
+    for i, (overrides, _) in enumerate(CLI_CASES):
+        (tmp_path / str(i)).mkdir()
+        procs.append(_cli(*overrides, cwd=tmp_path / str(i)))
+    for i, (proc, (_, expected)) in enumerate(zip(procs, CLI_CASES, strict=True)):
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2, err
+        assert "Traceback" not in err and "Error executing job" not in err
+        lines = [line for line in err.splitlines() if line.startswith("dlhw: error:")]
+        assert len(lines) == 1, err
+        for text in expected:
+            assert text in lines[0], lines[0]
+        assert not (tmp_path / str(i) / "run" / "checkpoints").exists()  # refused before building
 
 
 # ----------------------------------------------------------------------------- the schema itself

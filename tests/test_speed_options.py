@@ -161,9 +161,9 @@ def test_speed_flags_must_be_booleans(make_cfg) -> None:
     """A config check: refused with the other bad values, before anything is loaded or built."""
     from dlhw.config.validate import validate
 
-    with pytest.raises(UserError, match="channels_last='yes' is not allowed: must be true or false"):
+    with pytest.raises(UserError, match="channels_last=yes: must be true or false"):
         validate(make_cfg(["channels_last=yes"]))
-    with pytest.raises(UserError, match="compile=1 is not allowed: must be true or false"):
+    with pytest.raises(UserError, match="compile=1: must be true or false"):
         validate(make_cfg(["compile=1"]))
 
 

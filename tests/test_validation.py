@@ -28,25 +28,31 @@ def fails_with(make_cfg, tmp_path: Path, capsys, overrides: list[str]) -> str:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("optimizer.lr=-0.1", "optimizer.lr=-0.1 is not allowed: must be a number > 0"),
-        ("optimizer.lr=fast", "optimizer.lr='fast' is not allowed: must be a number > 0"),
-        ("optimizer.lr=0", "optimizer.lr=0 is not allowed: must be a number > 0"),
-        ("model.dropout=1.0", "model.dropout=1.0 is not allowed: must be a number in [0, 1)"),
-        ("data.val_fraction=1.5", "data.val_fraction=1.5 is not allowed: must be a number in [0, 1)"),
-        ("data.batch_size=0", "data.batch_size=0 is not allowed: must be an integer >= 1"),
-        ("data.batch_size=12.5", "data.batch_size=12.5 is not allowed: must be an integer >= 1"),
-        ("trainer.max_epochs=0", "trainer.max_epochs=0 is not allowed: must be an integer >= 1 or one of -1"),
-        ("data.loader=gpu", "data.loader='gpu' is not allowed: must be one of tensor, torch"),
-        ("model.impl=numpy", "model.impl='numpy' is not allowed: must be one of torch, scratch"),
-        ("trainer.precision=8-mixed", "trainer.precision='8-mixed' is not allowed: must be one of 64, 32"),
-        ("trainer.strategy=ddpp", "trainer.strategy='ddpp' is not allowed: must be one of auto, ddp"),
-        ("threads=0", "threads=0 is not allowed: must be null or an integer >= 1"),
-        ("optimizer=sgd optimizer.momentum=1.2", "optimizer.momentum=1.2 is not allowed: must be a number in [0, 1)"),
-        ("init.scheme=he", "init.scheme='he' is not allowed: must be one of default, gaussian"),
-        ("module.scheduler_interval=batch", "module.scheduler_interval='batch' is not allowed: must be one of epoch, step"),
-        ("data.augment.hflip=sometimes", "data.augment.hflip='sometimes' is not allowed: must be true or false"),
-        ("loss.label_smoothing=-0.1", "loss.label_smoothing=-0.1 is not allowed"),
-        ("optimizer.betas=[0.9,1.5]", "optimizer.betas=[0.9, 1.5] is not allowed: must be a list of 2 values"),
+        ("optimizer.lr=-0.1", "optimizer.lr=-0.1: must be a number > 0"),
+        ("optimizer.lr=fast", "optimizer.lr=fast: must be a number > 0"),
+        ("optimizer.lr=0", "optimizer.lr=0: must be a number > 0"),
+        ("model.dropout=1.0", "model.dropout=1.0: must be a number in [0, 1)"),
+        ("data.val_fraction=1.5", "data.val_fraction=1.5: must be a number in [0, 1)"),
+        ("data.batch_size=0", "data.batch_size=0: must be an integer >= 1"),
+        ("data.batch_size=12.5", "data.batch_size=12.5: must be an integer >= 1"),
+        ("trainer.max_epochs=0", "trainer.max_epochs=0: must be an integer >= 1 or -1"),
+        ("data.loader=gpu", "data.loader=gpu: must be one of tensor, torch"),
+        ("model.impl=numpy", "model.impl=numpy: must be one of torch, scratch"),
+        ("trainer.precision=8-mixed", "trainer.precision=8-mixed: must be one of 32-true, 16-mixed"),
+        ("trainer.strategy=ddpp", "trainer.strategy=ddpp: must be auto, one of Lightning's strategies (ddp"),
+        ("threads=0", "threads=0: must be null or an integer >= 1"),
+        ("optimizer=sgd optimizer.momentum=1.2", "optimizer.momentum=1.2: must be a number in [0, 1)"),
+        ("init.scheme=he", "init.scheme=he: must be one of default, gaussian"),
+        ("module.scheduler_interval=batch", "module.scheduler_interval=batch: must be one of epoch, step"),
+        ("data.augment.hflip=sometimes", "data.augment.hflip=sometimes: must be true or false"),
+        ("loss.label_smoothing=-0.1", "loss.label_smoothing=-0.1: must be a number in [0, 1)"),
+        ("optimizer.betas=[0.9,1.5]", "optimizer.betas=[0.9, 1.5]: must be a list of 2 values, each a number in [0, 1)"),
+        # the issue's examples: wrong types and a negative jitter, reported like every other value
+        ("data.augment.brightness=abc", "data.augment.brightness=abc: must be a number in [0, 1]"),
+        ("data.augment.blur=yes", "data.augment.blur=yes: must be a number >= 0"),
+        ("data.augment.brightness=-1", "data.augment.brightness=-1: must be a number in [0, 1]"),
+        ("data.normalize=foo", "data.normalize=foo: must be one of standard, mean, none"),
+        ("+optimizer.lrr=0.1", "optimizer.lrr=0.1: is not a key of optimizer (torch.optim.Adam); did you mean optimizer.lr?"),
     ],
 )
 def test_bad_value_is_named_with_what_is_allowed(make_cfg, tmp_path, capsys, override, expected) -> None:
@@ -62,39 +68,38 @@ def test_every_problem_is_listed_in_one_message(make_cfg, tmp_path, capsys) -> N
 
 def test_batch_larger_than_training_split_static_and_after_loading(make_cfg, tmp_path, capsys) -> None:
     err = fails_with(make_cfg, tmp_path, capsys, ["data.max_train_samples=100", "data.batch_size=128"])
-    assert "data.batch_size=128 is larger than the training split (90 samples" in err
+    assert "data.batch_size=128: must be <= 90, the training split of data.max_train_samples=100" in err
     with pytest.raises(SystemExit) as info:  # digits: 1438 train - 10% val = 1294 samples, known after loading
         run_safely(make_cfg(["data.batch_size=5000"], name="loaded"))
     assert info.value.code == 2
-    assert "data.batch_size=5000 is larger than the training split (1294 samples)" in capsys.readouterr().err
+    assert "data.batch_size=5000: must be <= 1294, the samples of the training split" in capsys.readouterr().err
 
 
 def test_min_epochs_above_max_epochs_and_gpu_without_gpu(make_cfg) -> None:
     problems = config_problems(make_cfg(["trainer.min_epochs=5", "trainer.max_epochs=2"]))
-    assert problems == ["trainer.min_epochs=5 is larger than trainer.max_epochs=2: lower min_epochs."]
+    assert problems == ["trainer.min_epochs=5: must be <= trainer.max_epochs (2): lower min_epochs or raise max_epochs"]
     import torch
 
     if not torch.cuda.is_available():
         problems = config_problems(make_cfg(["trainer=gpu"]))
-        assert any("no usable CUDA GPU: use trainer=cpu" in p for p in problems)
+        assert any("no usable CUDA GPU (use trainer=cpu" in p for p in problems)
 
 
 def test_shipped_configs_pass_validation(make_cfg) -> None:
     """No false alarms: every experiment, and every option of the numeric groups, validates."""
-    from omegaconf import OmegaConf
 
     conf = Path(__file__).resolve().parents[1] / "conf"
     checked = 0
     for group in ("model", "optimizer", "scheduler", "loss", "init", "trainer"):
         for f in sorted((conf / group).glob("*.yaml")):
-            section = OmegaConf.load(f)
-            section.pop("defaults", None)
-            problems = [p for p in config_problems(OmegaConf.create({group: section})) if "CUDA" not in p]
+            problems = [p for p in config_problems(make_cfg([f"{group}={f.stem}"])) if "CUDA" not in p]
             assert problems == [], f"{group}={f.stem}: {problems}"
             checked += 1
     for f in sorted((conf / "experiment").glob("*.yaml")):
         problems = config_problems(make_cfg([f"experiment={f.stem}"]))
-        assert [p for p in problems if "CUDA" not in p] == [], f"experiment={f.stem}: {problems}"
+        left_to_the_user = "=???: must be set"  # resnet_folder: data.root is the user's image folder
+        assert [p for p in problems if "CUDA" not in p and left_to_the_user not in p] == [], \
+            f"experiment={f.stem}: {problems}"
         checked += 1
     assert checked > 30
 

@@ -144,7 +144,8 @@ def _locate(target: str) -> Any:
 
 # ----------------------------------------------------------------------------- resolved values
 class _Unset:
-    """A value that is not there to check: ``???`` (must be set) or an interpolation that fails."""
+    """A value that is not there to check: ``???`` (must be set) or an interpolation that fails
+    (``reason`` None: one that needs Hydra's runtime, outside a Hydra job: not checked)."""
 
     def __init__(self, shown: str, reason: str | None = None):
         self.shown, self.reason = shown, reason
@@ -180,7 +181,9 @@ def resolve(cfg: Any) -> tuple[Any, dict[str, str]]:
                 if isinstance(value, ListConfig):
                     value = OmegaConf.to_container(value, resolve=True)
             except Exception as exc:
-                out[name] = _Unset(str(raw), str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                hydra_only = "hydra:" in str(raw) or "HydraConfig was not set" in str(exc)
+                out[name] = _Unset(str(raw), None if hydra_only else reason)
                 continue
             out[name] = walk(value, f"{where}.") if isinstance(value, DictConfig) else value
         return out
@@ -249,7 +252,7 @@ def check_node(schema: type[Section], node: Any, prefix: str) -> list[Problem]:
                 field = fields.get(name)
                 problems.append(Problem(path, "???", "must be set: " + (
                     allowed(type_of(field)) if field else "a value")))
-            elif "hydra:" not in value.shown:  # ${hydra:...} resolves inside a Hydra job only
+            elif value.reason is not None:  # ${hydra:...} resolves inside a Hydra job only
                 problems.append(Problem(path, value.shown, f"cannot be resolved ({value.reason})"))
             continue
         field = fields.get(name)

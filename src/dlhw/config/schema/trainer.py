@@ -1,7 +1,7 @@
 """The groups around the training loop: ``trainer`` (the Lightning Trainer), ``callbacks`` and
 ``logger`` (collections of named entries, each switched off with ``null``)."""
 
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import AfterValidator, StringConstraints
 from pydantic_core import PydanticCustomError
@@ -44,8 +44,11 @@ def _known_strategy(name: str) -> str:
     return name
 
 
-Strategy = Annotated[str, AfterValidator(_known_strategy), Rejects(("not_a_strategy",)),
-                     Says("auto or one of Lightning's strategies (ddp, ddp_spawn, fsdp, deepspeed, ...)")]
+Strategy = Annotated[
+    Annotated[str, AfterValidator(_known_strategy), Rejects(("not_a_strategy",))] | dict[str, Any],
+    Says("auto, one of Lightning's strategies (ddp, ddp_spawn, fsdp, deepspeed, ...) or a section "
+         "with _target_ (a Strategy object)"),
+]
 
 
 Devices = Annotated[
