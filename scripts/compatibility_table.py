@@ -1,4 +1,4 @@
-"""Regenerate docs/compatibility.md (what goes with what) from the shape contracts.
+"""Regenerate docs/compatibility.md (what goes with what, and every key) from the shape contracts and the schema.
 
     .venv/bin/python scripts/compatibility_table.py          # write docs/compatibility.md
     .venv/bin/python scripts/compatibility_table.py --check  # exit 1 if the file is out of date

@@ -242,6 +242,37 @@ def test_the_cli_ends_in_one_error_line_and_exit_2(tmp_path) -> None:
         assert not (tmp_path / str(i) / "run" / "checkpoints").exists()  # refused before building
 
 
+# ----------------------------------------------------------------------------- what people read
+def test_the_key_table_has_every_key_of_every_option(shipped) -> None:
+    """docs/compatibility.md's key table (tests/test_matrix.py checks the file is up to date)."""
+    from dlhw.config.schema.base import _nested
+    from dlhw.config.schema.table import key_table
+
+    table = key_table()
+    rows = {line.split("|")[1].strip().strip("`") for line in table.splitlines() if line.startswith("| `")}
+    for name, tree in shipped.items():
+        for prefix, schema, _ in sections(Train, tree):
+            for key, kind in schema.types().items():
+                if not key.startswith("_") and _nested(kind) is None:  # a section's keys are rows
+                    assert f"{prefix}{key}" in rows, f"{name}: {prefix}{key} is not in the key table"
+    assert "| `data.augment.brightness` | all | a number in [0, 1] | `0.0` |" in table
+
+
+def test_help_lists_the_keys_of_the_chosen_options(tmp_path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "dlhw.cli.train", "model=rnn", "--help"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    keys = proc.stdout.split("== Keys ==", 1)[1].split("== Config ==", 1)[0]
+    lines = [line.split() for line in keys.splitlines() if line.startswith("  ")]
+    shown = {parts[0].split("=", 1)[0] for parts in lines}
+    assert {"seed", "data.batch_size", "data.augment.blur", "model.cell", "optimizer.lr",
+            "trainer.max_epochs", "callbacks.spikes.factor"} <= shown
+    assert "model.width" not in shown  # lenet's, not chosen
+    assert any(line.startswith("  model.cell=lstm") and "one of lstm, gru, rnn, gated;" in line
+               for line in keys.splitlines())
+
+
 # ----------------------------------------------------------------------------- the schema itself
 def test_every_option_class_is_a_registered_target_with_typed_described_keys() -> None:
     assert len(TARGETS) > 40

@@ -224,7 +224,8 @@ def pair_mismatch(data: str, model: str | None = None, loss: str | None = None) 
 
 
 def compatibility_table() -> str:
-    """docs/compatibility.md: what goes with what, from the shape contracts of the shipped options."""
+    """docs/compatibility.md: what goes with what, from the shape contracts of the shipped options,
+    then every key of every option, from the schema (dlhw.config.schema)."""
     data, models, losses = options("data"), options("model"), options("loss")
 
     def cell(reason: str | None) -> str:
@@ -283,4 +284,6 @@ def compatibility_table() -> str:
         "  without one (`use trainer=cpu`).",
         "",
     ]
-    return "\n".join(lines)
+    from dlhw.config.schema.table import key_table
+
+    return "\n".join(lines) + key_table()

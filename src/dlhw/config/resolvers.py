@@ -4,6 +4,8 @@
   different directories.
 - ``${dlhw_gpus:ACCELERATOR,DEVICES[,PER_TASK]}``: GPUs (or tasks) per job in the submitit launchers.
 - ``${dlhw_job_dir:NUM,OVERRIDE_DIRNAME}``: a sweep job's directory name.
+- ``${dlhw_keys:}``: the keys of the composed config, each with what it must be and what it does
+  (from the schema), for ``dlhw-train --help`` (conf/hydra/default.yaml's help template).
 """
 
 from __future__ import annotations
@@ -37,9 +39,22 @@ def job_dir_name(num: Any, override_dirname: str) -> str:
     return f"{num}_{name}" if name else str(num)
 
 
+def help_keys(_root_: Any) -> str:
+    """The keys of the config being composed (the ``--help`` of the options chosen), from the schema;
+    ``$`` doubled for Hydra's help template (a string.Template)."""
+    from dlhw.config.schema.table import help_keys as keys
+
+    try:
+        return keys(_root_).replace("$", "$$")
+    except Exception as exc:  # help must not fail: say why the keys are missing
+        return f"  (the keys could not be listed: {type(exc).__name__}: {exc})".replace("$", "$$")
+
+
 if not OmegaConf.has_resolver("dlhw_pid"):
     OmegaConf.register_new_resolver("dlhw_pid", lambda: str(os.getpid()))
 if not OmegaConf.has_resolver("dlhw_gpus"):
     OmegaConf.register_new_resolver("dlhw_gpus", gpus_per_job)
 if not OmegaConf.has_resolver("dlhw_job_dir"):
     OmegaConf.register_new_resolver("dlhw_job_dir", job_dir_name)
+if not OmegaConf.has_resolver("dlhw_keys"):
+    OmegaConf.register_new_resolver("dlhw_keys", help_keys)

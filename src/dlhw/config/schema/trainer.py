@@ -234,7 +234,7 @@ class TensorBoardLogger(Logger):
     targets: ClassVar = ("pytorch_lightning.loggers.TensorBoardLogger",
                          "lightning.pytorch.loggers.TensorBoardLogger")
 
-    save_dir: Path = key("the folder of the event files' folder (the run directory)")
+    save_dir: Path = key("the folder the event files go under (the run directory)")
     name: None | text("a folder name") = key("the event files' folder under save_dir")
     version: None | str | Natural = key("a subfolder under name (\"\": none)")
     default_hp_metric: Flag = key("log Lightning's placeholder hp_metric")

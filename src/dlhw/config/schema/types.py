@@ -196,8 +196,10 @@ def describe(annotation: Any) -> str:
         return says
     alternatives = _members(bare)
     if len(alternatives) > 1:
-        parts = sorted(alternatives, key=lambda a: a is not type(None))  # null first
-        return " or ".join(describe(a) for a in parts)
+        parts: list[str] = []
+        for a in sorted(alternatives, key=lambda a: a is not type(None)):  # null first
+            parts += ["true", "false"] if _split(a)[0] is bool else [describe(a)]
+        return ", ".join(parts[:-1]) + " or " + parts[-1]
     if bare is type(None) or bare is None:
         return "null"
     if typing.get_origin(bare) is Literal:
