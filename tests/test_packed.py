@@ -20,9 +20,9 @@ from dlhw.sweep.packing import Job, plan_packs
 
 # MLP with dropout and BatchNorm on the bundled digits: 41 steps an epoch, per-run lr and a step schedule.
 RUN = ["model=mlp", "model.hidden=[32,16]", "model.dropout=0.3", "model.batch_norm=true",
-       "optimizer=sgd", "scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.5",
+       "optimizer=sgd", "scheduler=step", "scheduler.step_size=1",
        "trainer.max_epochs=2", "callbacks.progress_bar=null", "report=false", "threads=1"]
-SWEEP = ["seed=0,1", "optimizer.lr=0.05,0.02"]
+SWEEP = ["seed=0,1", "optimizer.lr=0.05,0.02", "scheduler.gamma=0.5,0.1"]  # per-run lr and schedule
 
 
 def cli(*args: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
@@ -33,7 +33,7 @@ def cli(*args: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory) -> tuple[Path, Path, str]:
-    """The same 4-job sweep packed and with Hydra's own launcher (one job after another)."""
+    """The same 8-job sweep packed and with Hydra's own launcher (one job after another)."""
     root = tmp_path_factory.mktemp("packed")
     packed = cli("-m", *RUN, *SWEEP, "hydra/launcher=packed", f"hydra.sweep.dir={root / 'packed'}", cwd=root)
     assert packed.returncode == 0, packed.stderr[-3000:]
@@ -48,7 +48,7 @@ def _jobs(sweep: Path) -> list[Path]:
 
 def test_packed_runs_match_the_runs_alone(sweeps) -> None:
     packed, alone, log = sweeps
-    assert "Packed 4 runs into one stacked model" in log
+    assert "Packed 8 runs into one stacked model" in log
     assert [p.name for p in _jobs(packed)] == [p.name for p in _jobs(alone)]
     for job in _jobs(packed):
         a = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)

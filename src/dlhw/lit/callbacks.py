@@ -52,3 +52,30 @@ class EpochTimer(pl.Callback):
             {"time/epoch_s": total, "time/train_s": train_s, "time/samples_per_s": rate},
             on_step=False, on_epoch=True,
         )
+
+
+class LastEveryEpoch(pl.callbacks.Checkpoint):
+    """Writes the run's last.ckpt at the end of every epoch.
+
+    Lightning's ModelCheckpoint (2.x) writes last.ckpt only in the epochs that also save a best
+    checkpoint, so after an epoch that did not improve the monitored metric a resume would restart
+    from an older epoch. A Checkpoint callback placed after the ModelCheckpoint runs after it and
+    saves last.ckpt wherever it did not.
+    """
+
+    def __init__(self, checkpoint: pl.callbacks.ModelCheckpoint):
+        self.checkpoint = checkpoint
+
+    def _save_last(self, trainer, at_train_epoch_end: bool) -> None:
+        mc = self.checkpoint
+        if not mc.save_last or mc._should_skip_saving_checkpoint(trainer):
+            return  # skipped also when something was saved at this step: last.ckpt is current
+        if mc._should_save_on_train_epoch_end(trainer) == at_train_epoch_end:
+            mc._save_last_checkpoint(trainer, mc._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._save_last(trainer, at_train_epoch_end=True)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            self._save_last(trainer, at_train_epoch_end=False)

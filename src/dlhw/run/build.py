@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from dlhw.config.flatten import flatten_config, swept_overrides
 from dlhw.config.validate import check_data
+from dlhw.lit.callbacks import LastEveryEpoch
 from dlhw.lit.guards import RunGuard
 from dlhw.lit.hparams import HParams
 from dlhw.lit.module import Classifier
@@ -71,6 +72,8 @@ def build(cfg: DictConfig) -> Pipeline:
     loggers = instantiate_dict(cfg.get("logger"))
     if not loggers:  # LearningRateMonitor refuses a trainer without a logger
         callbacks = [cb for cb in callbacks if not isinstance(cb, pl.callbacks.LearningRateMonitor)]
+    callbacks += [LastEveryEpoch(cb) for cb in callbacks
+                  if isinstance(cb, pl.callbacks.ModelCheckpoint) and cb.save_last]
     callbacks.append(RunGuard(check_every=cfg.get("nan_check_every")))  # always: signals, NaN, RNG
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     return Pipeline(datamodule, net, module, trainer, callbacks)
