@@ -65,6 +65,8 @@ class MatmulRecurrent(nn.Module):
         w_ih, w_hh = getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}")
         b_ih = getattr(self, f"bias_ih_l{layer}") if self.bias else None
         b_hh = getattr(self, f"bias_hh_l{layer}") if self.bias else None
+        if self.mode != "GRU" and self.bias:  # b_hh adds to every step's input: add it once
+            b_ih, b_hh = b_ih + b_hh, None
         # every time step's input projection at once, then split once (indexing step by step
         # would zero-fill a gradient of the whole sequence for every step in backward)
         steps = F.linear(x, w_ih, b_ih).unbind(1)
