@@ -216,6 +216,12 @@ def test_an_interpolation_that_cannot_be_resolved_is_named(tmp_path, monkeypatch
     assert problems[0].line.startswith("data.root=${oc.env:DLHW_NO_SUCH_VARIABLE}: cannot be resolved (")
 
 
+def test_an_entry_without_target_is_off(tmp_path) -> None:
+    """temporal_order_spikes tunes callbacks.spikes; with callbacks=none that entry has no _target_
+    and is not built (dlhw.run.build), so it is not checked either."""
+    assert check(compose(["experiment=temporal_order_spikes", "callbacks=none"], output_dir=tmp_path)) == []
+
+
 CLI_CASES = [
     (["data.augment.brightness=abc"], ["data.augment.brightness=abc: must be a number in [0, 1]"]),
     (["data.augment.blur=yes", "data.augment.brightness=-1", "data.normalize=foo", "model.width=0"],

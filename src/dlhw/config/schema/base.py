@@ -102,7 +102,8 @@ class Option(Section):
 
 
 class Collection(Section):
-    """Named entries, each null (switched off) or an option of ``item``'s family."""
+    """Named entries, each null (switched off) or an option of ``item``'s family. An entry without
+    ``_target_`` is off too (build skips it): a preset's settings for a callback it leaves off."""
 
     model_config = ConfigDict(extra="allow")
     item: ClassVar[type[Option]] = Option
@@ -229,8 +230,8 @@ def check_node(schema: type[Section], node: Any, prefix: str) -> list[Problem]:
     if issubclass(schema, Collection):
         problems = []
         for name, entry in node.items():
-            if entry is None:
-                continue
+            if entry is None or isinstance(entry, dict) and "_target_" not in entry:
+                continue  # off (settings a preset keeps for an entry it does not switch on)
             if isinstance(entry, dict):
                 problems += check_node(schema.item, entry, f"{prefix}{name}.")
             else:
