@@ -86,10 +86,17 @@ def configurations_table(groups: Mapping[str, list[Run]], keys: list[str]) -> pd
 
 
 def scalars_table(runs: list[Run], root: Path, tags: Iterable[str] | None = None) -> pd.DataFrame:
-    """TensorBoard scalars in long form: one row per (run, tag, step) with its value; ``tags``
-    picks some (``train/loss_every_step``, ``val/acc``, ...), None takes all."""
+    """TensorBoard scalars in long form: one row per (run, tag, step) with the epoch (from 1) where
+    the value was logged at an epoch's end, and the value; ``tags`` picks some
+    (``train/loss_every_step``, ``val/acc``), None takes all."""
     wanted = None if tags is None else set(tags)
-    rows = [(run_name(run, root), tag, step, value)
-            for run in runs for tag, series in run.scalars().items()
-            if wanted is None or tag in wanted for step, value in series]
-    return pd.DataFrame(rows, columns=["run", "tag", "step", "value"])
+    rows = []
+    for run in runs:
+        scalars = run.scalars()
+        epoch_at = {step: int(value) + 1 for step, value in scalars.get("epoch", [])}
+        rows += [(run_name(run, root), tag, step, epoch_at.get(step), value)
+                 for tag, series in scalars.items() if wanted is None or tag in wanted
+                 for step, value in series]
+    frame = pd.DataFrame(rows, columns=["run", "tag", "step", "epoch", "value"])
+    frame["epoch"] = frame["epoch"].astype("Int64")
+    return frame
