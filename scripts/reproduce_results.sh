@@ -35,11 +35,11 @@ run_one() {
     # LeNet with and without BatchNorm (~15 min)
     lenet_cifar10_bn) study "$1" experiment=lenet_cifar10_bn "${CIFAR[@]}" seed=0,1 "${PARALLEL[@]}" ;;
     # weight decay x dropout, at 30 epochs so that the unregularised net can overfit (~2.5 h)
-    lenet_cifar10_regularization) study "$1" experiment=lenet_cifar10_regularization "${CIFAR[@]}" \
-        trainer.max_epochs=30 scheduler.step_size=20 seed=0,1 "${PARALLEL[@]}" ;;
+    lenet_cifar10_regularization) study "$1" experiment=lenet_cifar10_regularization_30ep "${CIFAR[@]}" \
+        seed=0,1 "${PARALLEL[@]}" ;;
     # the baseline against augmentation, Adam and RMSprop written in the project, 30 epochs (~40 min)
-    lenet_cifar10_extras) study "$1" experiment=lenet_cifar10_extras "${CIFAR[@]}" \
-        trainer.max_epochs=30 scheduler.step_size=20 seed=0,1 "${PARALLEL[@]}" ;;
+    lenet_cifar10_extras) study "$1" experiment=lenet_cifar10_extras_30ep "${CIFAR[@]}" \
+        seed=0,1 "${PARALLEL[@]}" ;;
     # time per epoch against width: one job at a time on both cores, one epoch per width (~5 min)
     lenet_cifar10_width) study "$1" experiment=lenet_cifar10_width "${CIFAR[@]}" trainer.max_epochs=1 \
         seed=0 callbacks.progress_bar=null ;;
@@ -53,12 +53,9 @@ run_one() {
     binary_classifiers) study "$1" experiment=binary_classifiers "data.path=$DATA/eecs-binary/data.pkl" \
         seed=0,1,2 "${PARALLEL[@]}" ;;
     # softmax regression and the 2-layer nets on MNIST, 10 epochs (~10 min)
-    mnist_mlps) study "$1" experiment=mnist_classifiers "data.root=$DATA" \
-        arm=mnist/softmax,mnist/mlp_h100,mnist/mlp_h300,mnist/mlp_h1000 seed=0,1 "${PARALLEL[@]}" ;;
+    mnist_mlps) study "$1" experiment=mnist_mlps "data.root=$DATA" seed=0,1 "${PARALLEL[@]}" ;;
     # the CNNs on MNIST over filter and hidden sizes, with dropout + BatchNorm (~50 min)
-    mnist_cnns) study "$1" experiment=mnist_classifiers "data.root=$DATA" \
-        arm=mnist/cnn_f32_k3_h100,mnist/cnn_f32_k5_h100,mnist/cnn_f32_k7_h100,mnist/cnn_f32_k5_h500,mnist/cnn_dropout_bn \
-        seed=0,1 "${PARALLEL[@]}" ;;
+    mnist_cnns) study "$1" experiment=mnist_cnns "data.root=$DATA" seed=0,1 "${PARALLEL[@]}" ;;
     # the six recurrent networks reading MNIST rows (~8 min)
     rnn_rows_mnist_variants) study "$1" experiment=rnn_rows_mnist_variants "data.root=$DATA" seed=0,1 \
         "${PARALLEL[@]}" ;;

@@ -35,10 +35,14 @@ PRESETS = {  # name -> (model target, data kind)
 STUDIES = {  # name -> (data kind, number of jobs)
     "binary_classifiers": ("pickle", 10),
     "mnist_classifiers": ("mnist", 9),
+    "mnist_mlps": ("mnist", 4),  # RESULTS.md's studies: the arms of mnist_classifiers
+    "mnist_cnns": ("mnist", 5),
     "lenet_cifar10_regularization": ("cifar", 4),
     "lenet_cifar10_init": ("cifar", 4),
     "lenet_cifar10_bn": ("cifar", 2),
     "lenet_cifar10_extras": ("cifar", 4),
+    "lenet_cifar10_regularization_30ep": ("cifar", 4),  # RESULTS.md's 30-epoch studies
+    "lenet_cifar10_extras_30ep": ("cifar", 4),
     "lenet_cifar10_width": ("cifar", 4),
 }
 
@@ -171,3 +175,29 @@ def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("HYDRA_FULL_ERROR", None)
     return env
+
+
+@pytest.mark.parametrize(("preset", "gallery_command"), [
+    ("lenet_cifar10_regularization_30ep",
+     ["experiment=lenet_cifar10_regularization", "trainer.max_epochs=30", "scheduler.step_size=20"]),
+    ("lenet_cifar10_extras_30ep",
+     ["experiment=lenet_cifar10_extras", "trainer.max_epochs=30", "scheduler.step_size=20"]),
+    ("mnist_mlps", ["experiment=mnist_classifiers"]),
+    ("mnist_cnns", ["experiment=mnist_classifiers"]),
+])
+def test_results_presets_are_the_commands_that_made_the_gallery(preset: str, gallery_command: list[str]) -> None:
+    """RESULTS.md's presets compose every job exactly as the overrides that produced its numbers."""
+    from omegaconf import OmegaConf
+
+    jobs = sweep_jobs(preset)
+    for job in jobs:
+        ours, theirs = (OmegaConf.to_container(compose_with_hydra([*head, *job]))
+                        for head in ([f"experiment={preset}"], gallery_command))
+        for cfg in (ours, theirs):
+            cfg.pop("hydra")
+            cfg.pop("experiment_name")
+        assert ours == theirs, job
+    if preset.startswith("mnist_"):
+        kind = "mlp" if preset == "mnist_mlps" else "cnn"
+        arms = {job[0] for job in sweep_jobs("mnist_classifiers")}
+        assert {job[0] for job in jobs} == {a for a in arms if (kind == "cnn") == ("cnn" in a)}
