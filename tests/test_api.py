@@ -37,16 +37,14 @@ def _results(run_dir: Path) -> dict:
 def test_train_writes_what_the_cli_writes(tmp_path: Path) -> None:
     cli_dir, api_dir = tmp_path / "cli", tmp_path / "api"
     subprocess.run([sys.executable, "-m", "dlhw.cli.train", *TINY, f"hydra.run.dir={cli_dir}"],
-                   check=True, capture_output=True, cwd=tmp_path)
+                   check=True, capture_output=True)  # in this process's directory, as the API runs
     result = dlhw.train(*TINY, f"hydra.run.dir={api_dir}")
 
     assert result.run_dir == api_dir and result.result.completed
     assert _results(api_dir) == _results(cli_dir)  # same metrics, epochs, steps, overrides, params
-    for name in ("overrides.yaml", "config.yaml"):  # Hydra's own record of the job
-        assert (api_dir / ".hydra" / name).read_text() == \
-            (cli_dir / ".hydra" / name).read_text()
-    resolved = (api_dir / "config.yaml").read_text().replace(str(api_dir), "RUN")
-    assert resolved == (cli_dir / "config.yaml").read_text().replace(str(cli_dir), "RUN")
+    for name in (".hydra/overrides.yaml", ".hydra/config.yaml", ".hydra/hydra.yaml", "config.yaml"):
+        api = (api_dir / name).read_text().replace(str(api_dir), "RUN")  # Hydra's record of the
+        assert api == (cli_dir / name).read_text().replace(str(cli_dir), "RUN"), name  # job: the same
     assert (api_dir / "train.log").is_file() and any((api_dir / "tensorboard").iterdir())
     # the result object: metrics, the resolved config, the trained network in eval mode
     assert result.metrics["test_acc"] == result.result.test_acc and result.metrics["epochs"] == 1
@@ -79,27 +77,30 @@ def test_two_trainings_in_one_process_give_the_same_result_and_leave_no_state() 
 
 
 def test_runs_of_a_tiny_sweep_one_row_per_job_overrides_as_columns(outputs: Path) -> None:
-    study = dlhw.sweep(*TINY, "callbacks=minimal", optimizer__lr=(0.01, 0.001))
+    study = dlhw.sweep(*TINY, "callbacks=minimal", optimizer__lr=(0.01, -1))  # the second job fails
 
     assert study.sweep_dir.parent.parent == outputs / "multirun"
-    assert [r.status for r in study.results] == ["completed", "completed"]
+    assert [r.status for r in study.results] == ["completed", "failed"]  # recorded, not raised
     table = dlhw.runs(study)
-    assert list(table["run"]) == ["0_optimizer.lr=0.01", "1_optimizer.lr=0.001"]
-    assert table["optimizer.lr"].tolist() == [0.01, 0.001]  # typed: plotted as numbers
+    assert list(table["run"]) == ["0_optimizer.lr=0.01", "1_optimizer.lr=-1"]
+    assert table["optimizer.lr"].tolist() == [0.01, -1.0]  # typed: plotted as numbers
     assert table["trainer.max_epochs"].tolist() == [1, 1] and "threads" not in table
-    assert table["test_acc"].between(0, 1).all() and (table["wall_s"] > 0).all()
-    assert table["status"].tolist() == ["completed"] * 2 and table["epochs"].tolist() == [1, 1]
+    assert table["status"].tolist() == ["completed", "failed"]
+    done, failed = table.iloc[0], table.iloc[1]
+    assert 0 <= done["test_acc"] <= 1 and done["wall_s"] > 0 and done["epochs"] == 1
+    assert pd.isna(failed["test_acc"]) and pd.isna(failed["epochs"]) and "optimizer.lr=-1" in failed["error"]
     # the report and its tables to take away
     assert study.report == study.sweep_dir / "report.md" and study.report.is_file()
     saved = pd.read_csv(study.sweep_dir / "runs.csv")
     assert saved["run"].tolist() == table["run"].tolist()
-    assert saved["test_acc"].tolist() == pytest.approx(table["test_acc"].tolist())
+    assert saved["test_acc"].iloc[0] == pytest.approx(done["test_acc"])
     configs = pd.read_csv(study.sweep_dir / "configurations.csv")
-    assert configs["configuration"].tolist() == ["optimizer.lr=0.01", "optimizer.lr=0.001"]
-    assert configs["completed"].tolist() == [1, 1]
-    # scalars in long form, a folder of sweeps, and the default root
+    assert configs["configuration"].tolist() == ["optimizer.lr=0.01", "optimizer.lr=-1"]
+    assert configs["completed"].tolist() == [1, 0] and configs["runs"].tolist() == [1, 1]
+    # scalars in long form, a folder of sweeps, and the default root (the output folder)
     curves = dlhw.scalars(study, "val/acc")
-    assert set(curves["run"]) == set(table["run"]) and set(curves["tag"]) == {"val/acc"}
+    assert set(curves["run"]) == {"0_optimizer.lr=0.01"} and set(curves["tag"]) == {"val/acc"}
+    assert curves["epoch"].tolist() == [1]
     assert len(dlhw.runs(outputs)) == 2 and len(dlhw.runs()) == 2
 
 

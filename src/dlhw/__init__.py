@@ -12,6 +12,9 @@ From Python and Jupyter (the same runs, sweeps and reports as dlhw-train and dlh
 
 from dlhw import sweep
 from dlhw.api import SweepResult, TrainResult, compose, runs, scalars, train
+from dlhw.notebook import show_errors_as_messages
+
+show_errors_as_messages()  # in IPython: a UserError is one message, not a traceback (else no-op)
 
 __version__ = "0.1.0"
 __all__ = ["train", "sweep", "runs", "scalars", "compose", "TrainResult", "SweepResult", "__version__"]

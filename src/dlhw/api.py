@@ -143,11 +143,18 @@ def _runs_under(path: str | os.PathLike | None) -> tuple[Path, list]:
     from dlhw.report.runs import find_runs
 
     show_errors_as_messages()
-    root = Path(os.fspath(path)) if path is not None else Path(os.environ.get("DLHW_OUTPUT", "outputs"))
+    root = Path(os.fspath(path)) if path is not None else _output_root()
     if not root.exists():
         raise UserError(f"{root} does not exist; pass a run directory, a sweep directory "
                         "(outputs/multirun/DATE/TIME) or a folder of them.")
     return root, find_runs(root)
+
+
+def _output_root() -> Path:
+    """Where runs go by default: the config's ``paths.log_root`` (DLHW_OUTPUT, else outputs)."""
+    from dlhw.config.compose import compose as compose_config
+
+    return Path(compose_config([]).paths.log_root)
 
 
 def _saved_config(run_dir: Path) -> DictConfig:

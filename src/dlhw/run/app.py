@@ -40,6 +40,7 @@ def run_in_process(overrides: list[str]) -> Path:
     overrides = resume_argv(list(overrides))
     if "-m" in overrides:
         raise UserError("resume= names a sweep directory here: resume a sweep with dlhw.sweep(resume=...).")
+    overrides = _with_mode(overrides, "RUN")
     started: list[bool] = []
 
     def task(cfg):
@@ -67,6 +68,7 @@ def sweep_in_process(overrides: list[str]) -> Path:
     from dlhw.run.runner import run_safely
 
     overrides = [o for o in resume_argv(list(overrides)) if o not in ("-m", "--multirun")]
+    overrides = _with_mode(overrides, "MULTIRUN")
     with _hydra_app() as hydra:
         try:  # the sweep directory, resolved now (it names the time) and passed on
             cfg = hydra.compose_config("train", overrides, run_mode=RunMode.MULTIRUN,
@@ -82,6 +84,15 @@ def sweep_in_process(overrides: list[str]) -> Path:
                 raise
             raise composition_error(exc, overrides) from None
     return sweep_dir
+
+
+def _with_mode(overrides: list[str], mode: str) -> list[str]:
+    """``hydra.mode=MODE`` added as Hydra's command line adds it (a job reads it: is_multirun)."""
+    from dlhw.run.resume import override_key
+
+    if any(override_key(o) == "hydra.mode" for o in overrides):
+        return overrides
+    return [*overrides, f"hydra.mode={mode}"]
 
 
 def _is_composition_error(exc: BaseException) -> bool:
