@@ -5,8 +5,9 @@
 #   2. GPU epoch times of LeNet CIFAR-10, VGG11 (bf16, channels_last) and LSTM-64 on rows
 #      (scripts/bench_gpu.py);
 #   3. vgg11_cifar10 at its full recipe (30 epochs) on the real CIFAR-10 JPEG archive, with its report.
-# Every figure goes to a file under $OUT (or ./gpu-checks). Any failing step fails the script (exit 1)
-# after the others ran; without a CUDA device it stops at once.
+# Every figure goes to a file under $OUT (or ./gpu-checks). A failing step fails the script (exit 1)
+# after the others ran; without a CUDA device or the CIFAR-10 archive it stops at once.
+# Measured: 435 s on one H200 (BENCHMARKS.md, section 5).
 #
 # Prepare the wheels the device lacks, here, in .whl/ (git-ignored), then carry .whl and the data:
 #   python -m pip wheel --no-deps -w .whl . hydra-core==1.3.2 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3
@@ -26,6 +27,7 @@ python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 'gpu
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, pytorch_lightning as pl; print('torch', torch.__version__, 'lightning', pl.__version__)"
 } 2>&1 | tee "$out/gpu.txt"
+[ -f "$data/cifar10-jpeg.tar.gz" ] || { echo "gpu_checks: $data/cifar10-jpeg.tar.gz is missing"; exit 1; }
 failed=0
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $out/NAME.txt
     local name=$1 limit=$2; shift 2
@@ -39,7 +41,6 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $out/NAM
 step bench_pack_gpu "${PACK_S:-200}" python3 scripts/bench_pack.py --gpu --studies lenet --repeats 1 \
     --epochs 1 --train-samples "${PACK_SAMPLES:-20000}" --json "$out/bench_pack_gpu.json"
 step bench_gpu "${EPOCH_S:-90}" python3 scripts/bench_gpu.py --epochs 3
-[ -f "$data/cifar10-jpeg.tar.gz" ] || { echo "gpu_checks: $data/cifar10-jpeg.tar.gz is missing"; exit 1; }
 step vgg11_cifar10 "${VGG_S:-240}" python3 -m dlhw.cli.train experiment=vgg11_cifar10 trainer=gpu \
     trainer.precision=bf16-mixed channels_last=true data=cifar10_jpeg \
     "data.archive=$data/cifar10-jpeg.tar.gz" data.root=/tmp/cifar10 hydra.run.dir=/tmp/vgg11 \

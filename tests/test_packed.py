@@ -25,7 +25,7 @@ RUN = ["model=mlp", "model.hidden=[32,16]", "model.dropout=0.3", "model.batch_no
 SWEEP = ["seed=0,1", "optimizer.lr=0.05,0.02", "scheduler.gamma=0.5,0.1"]  # per-run lr and schedule
 
 
-def cli(*args: str, cwd: Path, **popen) -> subprocess.CompletedProcess:
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, "-m", "dlhw.cli.train", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -83,6 +83,21 @@ def test_every_packed_job_directory_is_a_whole_run(sweeps) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     evaluated = json.loads((job / "eval.json").read_text())
     assert evaluated["test_acc"] == pytest.approx(read_results(job)["test_acc"], abs=1e-6)
+
+
+def test_per_run_dropout_rates_pack_and_a_rate_of_zero_trains_apart(tmp_path: Path) -> None:
+    args = [*RUN, "model.dropout=0.0,0.2,0.5", "seed=3", "optimizer.lr=0.05", "trainer.max_epochs=1",
+            "trainer.limit_train_batches=10"]
+    packed = cli("-m", *args, "hydra/launcher=packed", f"hydra.sweep.dir={tmp_path / 'p'}", cwd=tmp_path)
+    assert packed.returncode == 0, packed.stderr[-3000:]
+    assert "Packed 2 runs" in packed.stdout + packed.stderr
+    assert "trains alone: it differs from the other jobs in another model shape" in packed.stdout + packed.stderr
+    alone = cli("-m", *args, f"hydra.sweep.dir={tmp_path / 'a'}", cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    for job in _jobs(tmp_path / "p"):
+        a = torch.load(job / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        b = torch.load(tmp_path / "a" / job.name / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+        assert max((a[k].double() - b[k].double()).abs().max().item() for k in a) < 1e-4, job.name
 
 
 def test_a_diverging_run_stops_alone_while_the_others_finish(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from dlhw.lit.guards import RunGuard, RunInterrupted
+from dlhw.lit.guards import RunGuard, RunInterrupted, RunStopped
 from dlhw.lit.hparams import hparams_summaries
 
 log = logging.getLogger("dlhw")
 
-PACK_KEYS = ("pack_generators",)  # pack-only entries of the pack's checkpoint
+# the row of PackedClassifier.epoch_metrics[stage] (loss, acc) that a monitored metric names
+MONITORED = {"val/loss": ("val", 0), "val/acc": ("val", 1), "train/loss": ("train", 0), "train/acc": ("train", 1)}
 
 
 @dataclass
@@ -40,6 +42,7 @@ class RunFiles:
     best_score: float | None = None
     best_path: str | None = None
     stopped_epoch: int | None = None
+    log_extra: dict[str, Any] = field(default_factory=dict)  # tags its records for its train.log
 
     @property
     def ckpt_dir(self) -> Path:
@@ -54,7 +57,7 @@ class RunFiles:
 def run_checkpoint(pack_ckpt: dict, k: int, module, files: RunFiles, guard_state: dict) -> dict:
     """Run k's ordinary checkpoint cut out of the pack's."""
     out = {key: v for key, v in pack_ckpt.items()
-           if key not in ("state_dict", "optimizer_states", "lr_schedulers", "callbacks", *PACK_KEYS)}
+           if key not in ("state_dict", "optimizer_states", "lr_schedulers", "callbacks")}
     out["state_dict"] = module.run_state_dict(k)
     out["optimizer_states"] = [state["runs"][k] for state in pack_ckpt.get("optimizer_states", [])]
     schedule = module.schedules[k]
@@ -129,6 +132,7 @@ class PackRecorder(pl.callbacks.Checkpoint):
         self.note_divergences(trainer, pl_module)
         self._scalars(trainer, pl_module, self.epoch_times[-1] if self.epoch_times else 0.0)
         self.save(trainer, pl_module, "epoch")
+        pl_module.step_plateau_schedules()  # after the checkpoints, as Lightning steps a run's
 
     def note_divergences(self, trainer, pl_module) -> None:
         """Runs that diverged since the last look: logged once, their files frozen."""
@@ -139,14 +143,13 @@ class PackRecorder(pl.callbacks.Checkpoint):
                 step = int(pl_module.first_bad_step[k])
                 log.warning("%s: the training loss became nan/inf at step %d (epoch %d); this run is "
                             "frozen, the others go on.", files.run_dir.name, step, trainer.current_epoch,
-                            extra={"dlhw_run": k})
+                            extra=files.log_extra)
         if not any(active):
             trainer.should_stop = True
 
     def save(self, trainer, pl_module, when: str) -> None:
         pack_ckpt = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
-        guard_state = pack_ckpt.get("callbacks", {}).get(RunGuard().state_key, {})
-        val = pl_module.epoch_metrics.get("val")
+        guard_state = pack_ckpt.get("callbacks", {}).get(PackGuard().state_key, {})
         for k, files in enumerate(self.runs):
             if files.stopped_epoch is not None and when == "epoch":
                 continue  # a diverged run keeps its last finite checkpoint
@@ -154,13 +157,25 @@ class PackRecorder(pl.callbacks.Checkpoint):
                 _save(run_checkpoint(pack_ckpt, k, pl_module, files, guard_state),
                       files.ckpt_dir / "interrupted.ckpt")
                 continue
-            if files.monitored() and val is not None:
-                self._update_best(trainer, pl_module, k, files, float(val[1, k]), pack_ckpt, guard_state)
+            score = self._monitored(pl_module, files, k)
+            if score is not None:
+                self._update_best(trainer, pl_module, k, files, score, pack_ckpt, guard_state)
             if files.checkpoint is None or files.checkpoint.save_last is not False:
                 last = files.ckpt_dir / "last.ckpt"
                 if files.checkpoint is not None:
                     files.checkpoint.last_model_path = str(last)
                 _save(run_checkpoint(pack_ckpt, k, pl_module, files, guard_state), last)
+
+    @staticmethod
+    def _monitored(pl_module, files: RunFiles, k: int) -> float | None:
+        """Run k's value of the metric its ModelCheckpoint monitors (None: nothing to compare)."""
+        if not files.monitored():
+            return None
+        stage, row = MONITORED.get(files.checkpoint.monitor, (None, None))
+        if stage is None:
+            raise ValueError(f"a pack cannot monitor {files.checkpoint.monitor}")
+        values = pl_module.epoch_metrics.get(stage)
+        return float(values[row, k]) if values is not None else None
 
     def _update_best(self, trainer, pl_module, k: int, files: RunFiles, score: float,
                      pack_ckpt: dict, guard_state: dict) -> None:
@@ -183,7 +198,6 @@ class PackRecorder(pl.callbacks.Checkpoint):
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         if isinstance(exception, RunInterrupted) and pl_module.sums.get("train") is not None:
             self.save(trainer, pl_module, "interrupted")
-            exception.info["interrupted_ckpt"] = "checkpoints/interrupted.ckpt (each run)"
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self.note_divergences(trainer, pl_module)
@@ -203,16 +217,20 @@ class PackRecorder(pl.callbacks.Checkpoint):
 
 
 class PackGuard(RunGuard):
-    """RunGuard for a pack: signals stop every run at a batch boundary; the recorder writes each
-    run's interrupted.ckpt (the stacked checkpoint is never written); divergence is per run."""
+    """RunGuard for a pack: signals stop every run at a batch boundary and the recorder writes each
+    run's interrupted.ckpt (the stacked checkpoint is never written); divergence is per run, in
+    PackedClassifier, so the summed loss is not checked here."""
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         self._batches_this_epoch += 1
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, RunInterrupted):
+        if isinstance(exception, RunStopped):
             self.stopped = exception
-        elif self.signum is not None or trainer.received_sigterm:
-            super().on_exception(trainer, pl_module, exception)
-            return
+        elif self.signum is not None or trainer.received_sigterm:  # a second Ctrl+C: stop now
+            signum = self.signum or signal.SIGTERM
+            self.stopped = RunInterrupted(
+                f"interrupted by {signal.Signals(signum).name}", signal=signal.Signals(signum).name,
+                signal_number=int(signum), epoch=trainer.current_epoch, global_step=trainer.global_step,
+                epochs_completed=trainer.fit_loop.epoch_progress.current.completed)
         self._release()

@@ -6,7 +6,8 @@ its own gradient (the runs share no tensor), and one ``StackedOptimizer`` step u
 with their own hyperparameters. Per run: its own batches (its seed's data order and
 augmentation), its own dropout masks (drawn from its own generator as the run alone draws them),
 its own BatchNorm statistics, gradient-norm clipping and learning-rate schedule. A run whose loss
-turns non-finite is frozen on the device (no sync): the others go on.
+turns non-finite leaves the summed loss at once (on the device) and its slice is frozen at the
+next look (every step on a CPU, every ``check_every`` steps on an accelerator): the others go on.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class PackedClassifier(pl.LightningModule):
         schedules: each run's schedule on that optimizer, or None.
         generators: each run's generator for dropout masks (the global RNG state of the run alone).
         scheduler_interval: "epoch" or "step".
+        monitor: what the plateau schedules watch (``val/loss``, ``val/acc``, ``train/loss``...).
         check_every: on an accelerator, look for diverged runs every this many steps (on a CPU
             every step); a diverged run is excluded from the loss at once, on the device.
     """
@@ -76,6 +78,7 @@ class PackedClassifier(pl.LightningModule):
         schedules: Sequence[object | None],
         generators: Sequence[torch.Generator],
         scheduler_interval: str = "epoch",
+        monitor: str = "val/loss",
         check_every: int = 25,
     ):
         super().__init__()
@@ -87,6 +90,7 @@ class PackedClassifier(pl.LightningModule):
         self.schedules = list(schedules)
         self.generators = list(generators)
         self.scheduler_interval = scheduler_interval
+        self.monitor = monitor
         self.check_every = check_every
         self.stacked = stackable(nets[0])
         copies = [stackable(net) for net in nets]
@@ -97,6 +101,8 @@ class PackedClassifier(pl.LightningModule):
             _set(self.stacked, name, value.clone())
         self._dropouts = [(n, m) for n, m in self.stacked.named_modules()
                           if isinstance(m, MaskedDropout) and m.p > 0]
+        # each run's own rate per dropout layer (a pack's runs may differ in model.dropout)
+        self._dropout_p = {n: [net.get_submodule(n).p for net in nets] for n, _ in self._dropouts}
         self._dropout_shapes: dict[str, tuple[int, ...]] = {}
         self._dropout_order: list[str] = []
         self._probe_nets = [nets[0]] if self._dropouts else []  # a list: not a submodule
@@ -104,7 +110,6 @@ class PackedClassifier(pl.LightningModule):
         self.register_buffer("first_bad_step", torch.full((self.k,), -1, dtype=torch.long), persistent=False)
         self.sums: dict[str, torch.Tensor] = {}
         self.epoch_metrics: dict[str, torch.Tensor] = {}
-        self.last_val_loss: list[float] | None = None
         self._stacked_optimizer: StackedOptimizer | None = None
 
     # ------------------------------------------------------------------ dropout masks
@@ -129,12 +134,11 @@ class PackedClassifier(pl.LightningModule):
 
     def _masks(self, batch: int, device) -> dict[str, torch.Tensor]:
         """Each run's masks for this batch, drawn in the order the run alone draws them."""
-        modules = dict(self._dropouts)
         per_run: dict[str, list[torch.Tensor]] = {n: [] for n in self._dropout_order}
-        for g in self.generators:
+        for k, g in enumerate(self.generators):
             for name in self._dropout_order:
                 shape = (batch,) + self._dropout_shapes[name]
-                per_run[name].append(modules[name].draw(shape, g, "cpu"))
+                per_run[name].append(MaskedDropout.draw(shape, self._dropout_p[name][k], g, "cpu"))
         return {f"{n}.mask": torch.stack(m).to(device, non_blocking=True) for n, m in per_run.items()}
 
     # ------------------------------------------------------------------ forward
@@ -220,8 +224,6 @@ class PackedClassifier(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         self._close("val")
-        if "val" in self.epoch_metrics:
-            self.last_val_loss = self.epoch_metrics["val"][0].tolist()
 
     def on_test_epoch_end(self) -> None:
         self._close("test")
@@ -253,10 +255,15 @@ class PackedClassifier(pl.LightningModule):
         scheduler.step()
 
     def step_plateau_schedules(self) -> None:
-        """After the epoch's checkpoints, as Lightning steps a run's plateau schedule."""
-        schedules = self.trainer.lr_scheduler_configs if self._trainer is not None else []
-        for config in schedules:
-            config.scheduler.step_plateau(self.last_val_loss)
+        """After the epoch's checkpoints, as Lightning steps a run's plateau schedule, each on its
+        own run's value of ``monitor``."""
+        stage, _, name = self.monitor.partition("/")
+        values = self.epoch_metrics.get(stage)
+        if values is None or self._trainer is None:
+            return
+        per_run = values[0 if name == "loss" else 1].tolist()
+        for config in self.trainer.lr_scheduler_configs:
+            config.scheduler.step_plateau(per_run)
 
     # ------------------------------------------------------------------ per-run views
     def run_state_dict(self, k: int, prefix: str = "net.") -> dict[str, torch.Tensor]:

@@ -35,10 +35,11 @@ class MaskedDropout(nn.Module):
             return x
         return x * self.mask
 
-    def draw(self, shape: tuple[int, ...], generator: torch.Generator, device) -> torch.Tensor:
-        """The mask of one batch, drawn as ``F.dropout`` draws it (bernoulli, then scaled)."""
-        mask = torch.empty(shape, device=device).bernoulli_(1 - self.p, generator=generator)
-        return mask.div_(1 - self.p)
+    @staticmethod
+    def draw(shape: tuple[int, ...], p: float, generator: torch.Generator, device) -> torch.Tensor:
+        """The mask of one batch at rate p, drawn as ``F.dropout`` draws it (bernoulli, then scaled)."""
+        mask = torch.empty(shape, device=device).bernoulli_(1 - p, generator=generator)
+        return mask.div_(1 - p)
 
 
 class MatmulRecurrent(nn.Module):
@@ -111,8 +112,3 @@ def stackable(net: nn.Module) -> nn.Module:
         parent = net.get_submodule(parent_name) if parent_name else net
         setattr(parent, child, replacement)
     return net
-
-
-def dropout_layers(net: nn.Module) -> list[tuple[str, MaskedDropout]]:
-    """The (name, module) of every MaskedDropout with p > 0, in forward order of registration."""
-    return [(n, m) for n, m in net.named_modules() if isinstance(m, MaskedDropout) and m.p > 0]

@@ -4,7 +4,7 @@ Every parameter has shape (K, ...): slice k belongs to run k. The hyperparameter
 betas, weight decay, ...) are tensors of shape (K,), so runs of a sweep that differ in them train
 in one step. The updates are PyTorch's own equations (SGD, Adam, AdamW, RMSprop), so a slice
 follows the run alone; ``state_of(k)`` / ``load_run_state`` convert to and from the state dict of
-the run's own ``torch.optim`` optimizer. A run that is not ``active`` (it diverged) keeps its
+the run's own ``torch.optim`` optimizer. A run listed in ``frozen`` (it diverged) keeps its
 parameters and state unchanged.
 """
 
@@ -21,8 +21,6 @@ KINDS = {
     "AdamW": ("lr", "beta1", "beta2", "eps", "weight_decay"),
     "RMSprop": ("lr", "alpha", "eps", "momentum", "weight_decay"),
 }
-# Settings that must be the same for every run of a pack (they change the equations, not a number).
-SHARED = ("nesterov", "amsgrad", "maximize", "centered")
 
 
 def unsupported_reason(optimizer: torch.optim.Optimizer) -> str | None:
@@ -223,12 +221,3 @@ class StackedOptimizer(torch.optim.Optimizer):
     def load_state_dict(self, state_dict: dict) -> None:
         for k, run_state in enumerate(state_dict.get("runs", [])):
             self.load_run_state(k, run_state)
-
-
-def hyperparameter_spread(runs: Sequence[torch.optim.Optimizer]) -> dict[str, list[float]]:
-    """The per-run settings of a pack (for the log)."""
-    kind = type(runs[0]).__name__
-    return {name: [_setting(r.param_groups[0], name) for r in runs] for name in KINDS.get(kind, ())}
-
-
-__all__ = ["KINDS", "SHARED", "StackedOptimizer", "hyperparameter_spread", "unsupported_reason"]

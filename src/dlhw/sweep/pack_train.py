@@ -22,15 +22,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlhw.config.flatten import flatten_config
 from dlhw.config.validate import check_data, validate
+from dlhw.data.datamodule import ClassificationData
 from dlhw.data.pack_loader import PackData
+from dlhw.errors import UserError
 from dlhw.lit.guards import RunGuard, RunInterrupted
 from dlhw.lit.module import Classifier
 from dlhw.lit.pack_recorder import PackGuard, PackRecorder, RunFiles
 from dlhw.lit.packed import PackedClassifier
 from dlhw.optim.stacked import unsupported_reason
-from dlhw.results import RunResult, write_results
+from dlhw.results import RunResult, read_results, write_results
 from dlhw.run.build import build_model, instantiate_dict
 from dlhw.run.resume import check_checkpoint, plan_resume
+from dlhw.run.runner import metric_of, quiet_libraries
+from dlhw.sweep.threads import configure_threads
 
 log = logging.getLogger("dlhw")
 
@@ -128,34 +132,55 @@ def _pack_checkpoint(runs: list[Built], module: PackedClassifier, recorder: Pack
     return str(path)
 
 
-def _progress_epoch(built: Built) -> tuple[int, int]:
+def _resume_point(built: Built) -> tuple[int, int]:
+    """(epoch, step) its last.ckpt resumes from; (-1, 0) for a fresh run."""
     return (int(built.ckpt["epoch"]), int(built.ckpt["global_step"])) if built.ckpt else (-1, 0)
 
 
 def train_pack(jobs: list[PackJob], log_extra) -> list[float | None]:
-    """Train the jobs as one pack (or as several, by resume point); the metric of each job."""
+    """Train the jobs as one pack (or as several, by resume point); the metric of each job.
+
+    A job whose own settings or directory are refused (a user error) is recorded failed with one
+    message and the others train on; an error common to all (the data) is raised.
+    """
+    quiet_libraries()
     metrics: list[float | None] = [None] * len(jobs)
     todo: list[tuple[int, PackJob, str | None]] = []
     for i, job in enumerate(jobs):
-        validate(job.cfg)
-        plan = plan_resume(job.cfg, job.run_dir, job.overrides, True)
+        try:
+            validate(job.cfg)
+            plan = plan_resume(job.cfg, job.run_dir, job.overrides, True)
+        except UserError as exc:
+            job_failed(job, exc, log_extra(i))
+            metrics[i] = float("nan")
+            continue
         if plan.skip:
             log.info("%s already completed (status in results.json): skipped.", job.run_dir, extra=log_extra(i))
-            metrics[i] = (plan.previous or {}).get("best_val_acc")
+            metrics[i] = metric_of(plan.previous, job.cfg)
             continue
         todo.append((i, job, plan.ckpt_path))
     if not todo:
         return metrics
     cfg = todo[0][1].cfg
+    configure_threads(cfg.get("threads"))
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     check_data(cfg, datamodule)
     if getattr(datamodule, "per_step_targets", False):
         raise PackRefused("sequence-to-sequence targets are scored by masking padding, which vmap cannot batch")
-    built = [(i, _build_run(job, datamodule, ckpt)) for i, job, ckpt in todo]
+    if type(datamodule).train_dataloader is not ClassificationData.train_dataloader:
+        raise PackRefused(f"{type(datamodule).__name__} makes its own training batches (e.g. fresh "
+                          "sequences every epoch), which a pack cannot share out per run")
+    built: list[tuple[int, Built]] = []
+    for i, job, ckpt in todo:
+        try:
+            built.append((i, _build_run(job, datamodule, ckpt)))
+        except UserError as exc:
+            job_failed(job, exc, log_extra(i))
+            metrics[i] = float("nan")
     by_point: dict[tuple[int, int], list[tuple[int, Built]]] = {}
     for i, b in built:
-        by_point.setdefault(_progress_epoch(b), []).append((i, b))
+        by_point.setdefault(_resume_point(b), []).append((i, b))
     for point, group in sorted(by_point.items()):
         if len(by_point) > 1:
             log.info("Resuming %d run(s) from epoch %d together.", len(group), point[0] + 1)
@@ -163,6 +188,18 @@ def train_pack(jobs: list[PackJob], log_extra) -> list[float | None]:
                                                   [i for i, _ in group]), strict=True):
             metrics[i] = value
     return metrics
+
+
+def job_failed(job: PackJob, exc: BaseException, extra: dict) -> None:
+    """One job of a pack refused: one message, results.json failed (a completed run is kept)."""
+    log.error("dlhw: error: %s", exc, extra=extra)
+    previous = read_results(job.run_dir)
+    if previous is not None and previous.status == "completed":
+        return
+    write_results(job.run_dir, RunResult.create(
+        status="failed", error=f"{type(exc).__name__}: {exc}", seed=job.cfg.get("seed"),
+        overrides=job.overrides, run_dir=str(job.run_dir),
+        previous_status=previous.status if previous is not None else None))
 
 
 def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> list[float | None]:
@@ -173,9 +210,13 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
         [r.classifier.net for r in runs], runs[0].classifier.loss_fn, [r.optimizer for r in runs],
         [r.schedule for r in runs], [r.generator for r in runs],
         scheduler_interval=(cfg.get("module") or {}).get("scheduler_interval", "epoch"),
+        monitor=(cfg.get("module") or {}).get("monitor", "val/loss"),
+        check_every=cfg.get("nan_check_every") or 25,
     )
+    for r, i in zip(runs, indices, strict=True):
+        r.files.log_extra = log_extra(i)
     recorder = PackRecorder([r.files for r in runs])
-    guard = PackGuard(check_every=cfg.get("nan_check_every"))
+    guard = PackGuard()
     bars = [c for c in instantiate_dict(cfg.get("callbacks")) if isinstance(c, pl.callbacks.ProgressBar)]
     trainer = instantiate(cfg.trainer, callbacks=[recorder, guard, *bars], logger=False,
                           enable_model_summary=False)
@@ -186,17 +227,34 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
         ckpt_path = _pack_checkpoint(runs, module, recorder, sweep_dir / f".pack-resume-{indices[0]}.ckpt")
     started = time.time()
     try:
+        return _fit_and_test(runs, module, recorder, guard, trainer, data, ckpt_path, started)
+    finally:
+        recorder.close()
+        if ckpt_path:
+            Path(ckpt_path).unlink(missing_ok=True)
+
+
+def _fit_and_test(runs, module, recorder, guard, trainer, data, ckpt_path, started) -> list[float | None]:
+    names = [r.job.name for r in runs]
+    try:
         with guard.signals():
             trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=False)
     except BaseException as exc:
         stop = guard.stopped
         if stop is None:
-            recorder.close()
             raise
-        for r in runs:
+        recorder.note_divergences(trainer, module)
+        active = module.active.tolist()
+        for k, r in enumerate(runs):
+            if not active[k]:  # diverged before the interrupt: it stays diverged
+                write_results(r.job.run_dir, RunResult.create(**_results(
+                    r, k, module, trainer, recorder, names, None, None, None, 0.0, 0.0, False)))
+                continue
             last = r.files.ckpt_dir / "last.ckpt"
+            interrupted = r.files.ckpt_dir / "interrupted.ckpt"
             write_results(r.job.run_dir, RunResult.create(**{
                 "status": stop.status, "reason": str(stop), **stop.info,
+                "interrupted_ckpt": str(interrupted) if interrupted.is_file() else None,
                 "best_val_acc": r.files.best_score, "global_steps": trainer.global_step,
                 "wall_s": round(time.time() - started, 3), "seed": r.job.cfg.seed,
                 "experiment": r.job.cfg.get("experiment_name"), "overrides": r.job.overrides,
@@ -204,13 +262,9 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
                 "packed_with": [n for n in names if n != r.job.name],
                 "resume": f"dlhw-train -m resume={r.job.run_dir.parent}",
             }))
-        recorder.close()
         if isinstance(stop, RunInterrupted):
             raise stop from exc
         raise
-    finally:
-        if ckpt_path:
-            Path(ckpt_path).unlink(missing_ok=True)
     fit_s = time.time() - started
     val = module.epoch_metrics.get("val")
     train = module.epoch_metrics.get("train")
@@ -230,12 +284,11 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
         _final_scalars(r.files, results, trainer.global_step)
         if results["status"] == "completed":
             log.info("Test accuracy %.2f%% (best val %.2f%%)", 100 * (results["test_acc"] or 0),
-                     100 * (results["best_val_acc"] or 0), extra=log_extra(indices[k]))
-            metrics.append(results["best_val_acc"])
+                     100 * (results["best_val_acc"] or 0), extra=r.files.log_extra)
+            metrics.append(metric_of(RunResult.create(**results), r.job.cfg))
         else:
-            log.error("dlhw: %s", results["reason"], extra=log_extra(indices[k]))
+            log.error("dlhw: %s", results["reason"], extra=r.files.log_extra)
             metrics.append(float("nan"))
-    recorder.close()
     return metrics
 
 

@@ -28,6 +28,7 @@ from dlhw.config.flatten import swept_overrides
 from dlhw.config.validate import validate
 from dlhw.errors import UserError
 from dlhw.lit.guards import RunInterrupted
+from dlhw.run.runner import find_user_error
 from dlhw.sweep.pack_train import PackJob, PackRefused, train_pack
 from dlhw.sweep.packing import Job, plan_packs
 
@@ -106,6 +107,11 @@ def _run_alone(launcher, p: _Prepared) -> JobReturn:
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """Hydra's launch(): a JobReturn per job, in the order of ``job_overrides``."""
     setup_globals()
+    size = launcher.pack_size
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
+        print(f"dlhw: error: hydra.launcher.pack_size={size}: must be an integer >= 1, or null "
+              "(every run that can share a pack)", file=sys.stderr)
+        raise SystemExit(2)
     config = launcher.config
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -139,7 +145,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
 
 
-def _launch_pack(launcher, members: list[_Prepared], size_note: str = "") -> dict[int, JobReturn]:
+def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
     callbacks = launcher.hydra_context.callbacks
     for p in members:
         HydraConfig.instance().set_config(p.sweep_config)
@@ -149,38 +155,60 @@ def _launch_pack(launcher, members: list[_Prepared], size_note: str = "") -> dic
     for p in members:
         callbacks.on_job_start(config=p.sweep_config, task_function=launcher.task_function)
     jobs = [PackJob(p.run_dir.name, p.resolved, p.overrides, p.swept) for p in members]
-    returns: dict[int, JobReturn] = {}
+    out_of_memory = False
     try:
         values = train_pack(jobs, lambda i: {"dlhw_run": members[i].idx})
-        statuses = [JobStatus.COMPLETED] * len(members)
     except PackRefused as refused:
         logs.close()
         log.info("These %d jobs train alone after all: %s", len(members), refused)
         return {p.idx: _run_alone(launcher, p) for p in members}
     except RunInterrupted as stop:
-        logs.close()
         sweep_dir = members[0].run_dir.parent
-        message = (f"dlhw: pack {stop}; every run saved its finished epochs (checkpoints/last.ckpt) "
-                   f"and checkpoints/interrupted.ckpt. Continue with: dlhw-train -m resume={sweep_dir}")
+        message = (f"dlhw: pack {stop}; every run kept its finished epochs (checkpoints/last.ckpt) "
+                   f"and saved checkpoints/interrupted.ckpt. Continue with: dlhw-train -m resume={sweep_dir}")
         log.error(message)
+        logs.close()
         print(message, file=sys.stderr)
         raise SystemExit(128 + int(stop.info.get("signal_number", signal.SIGINT))) from None
     except Exception as exc:
-        if _out_of_memory(exc) and len(members) > 1:
-            logs.close()
-            half = len(members) // 2
-            log.warning("The pack of %d runs does not fit in GPU memory: trying packs of %d.", len(members), half)
-            return {**_launch_pack(launcher, members[:half]), **_launch_pack(launcher, members[half:])}
-        log.exception("dlhw: the pack failed (the sweep goes on): %s", exc)
-        _record_failure(members, exc)
-        values, statuses = [exc] * len(members), [JobStatus.FAILED] * len(members)
+        out_of_memory = _out_of_memory(exc) and len(members) > 1
+        user_error = find_user_error(exc)
+        if out_of_memory:
+            log.warning("The pack of %d runs does not fit in the GPU's memory: trying two packs of "
+                        "about %d.", len(members), len(members) // 2)
+        elif user_error is not None:
+            log.error("dlhw: error: %s", user_error)
+        else:
+            log.exception("dlhw: the pack failed (the sweep goes on): %s", exc)
+        if not out_of_memory:
+            _record_failure(members, exc)
+        values = [float("nan")] * len(members)
     logs.close()
-    for p, value, status in zip(members, values, statuses, strict=True):
+    if out_of_memory:  # outside the except block: the failed attempt's tensors can be freed
+        return _retry_in_halves(launcher, members)
+    returns: dict[int, JobReturn] = {}
+    for p, value in zip(members, values, strict=True):
         HydraConfig.instance().set_config(p.sweep_config)
-        ret = p.job_return(value, status)
+        ret = p.job_return(value, JobStatus.COMPLETED)  # a failed run is nan, as a run alone returns
         callbacks.on_job_end(config=p.sweep_config, job_return=ret)
         returns[p.idx] = ret
     return returns
+
+
+def _retry_in_halves(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
+    """Two smaller packs, continuing from whatever epochs the failed attempt finished."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    for p in members:
+        with open_dict(p.resolved):
+            p.resolved.resume = True
+    half = len(members) // 2
+    return {**_launch_pack(launcher, members[:half]), **_launch_pack(launcher, members[half:])}
 
 
 def _out_of_memory(exc: BaseException) -> bool:
@@ -190,11 +218,14 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 
 def _record_failure(members: list[_Prepared], exc: BaseException) -> None:
-    from dlhw.results import read_results, write_results
+    """results.json failed for every run of a failed pack (a completed run is kept)."""
+    from dlhw.results import RunResult, read_results, write_results
 
     for p in members:
-        if (read_results(p.run_dir) or {}).get("status") == "completed":
+        previous = read_results(p.run_dir)
+        if previous is not None and previous.status == "completed":
             continue
-        write_results(p.run_dir, {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
-                                  "seed": p.resolved.get("seed"), "overrides": p.overrides,
-                                  "run_dir": str(p.run_dir)})
+        write_results(p.run_dir, RunResult.create(
+            status="failed", error=f"{type(exc).__name__}: {exc}", seed=p.resolved.get("seed"),
+            overrides=p.overrides, run_dir=str(p.run_dir),
+            previous_status=previous.status if previous is not None else None))

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import DictConfig, OmegaConf
 
+from dlhw.optim.stacked import KINDS
+
 # Dotted prefixes whose values may differ between the runs of one pack.
 PER_RUN = ("seed", "data.seed", "init", "model.dropout", "optimizer.lr", "optimizer.weight_decay",
            "optimizer.momentum", "optimizer.betas", "optimizer.dampening", "optimizer.alpha",
@@ -22,7 +24,8 @@ PER_RUN = ("seed", "data.seed", "init", "model.dropout", "optimizer.lr", "optimi
 # The first key that differs, in words, for the one line that says why a job trains alone.
 WHY = (("model", "another model shape"), ("data.batch_size", "another batch size"),
        ("data", "another data set"), ("loss", "another loss"), ("trainer", "another trainer"))
-OPTIMIZERS = ("torch.optim.SGD", "torch.optim.Adam", "torch.optim.AdamW", "torch.optim.RMSprop")
+OPTIMIZERS = tuple(f"torch.optim.{kind}" for kind in KINDS)
+MONITORS = ("val/acc", "val/loss", "train/acc", "train/loss")  # what a pack's checkpoints can follow
 
 
 @dataclass
@@ -63,8 +66,12 @@ def cannot_pack(cfg: DictConfig) -> str | None:
         return "compile=true: a compiled network does not stack"
     if cfg.get("channels_last"):
         return "channels_last=true: packs train in the default memory layout"
-    if str(model.get("_target_", "")).endswith("Seq2Seq") or "seq2seq" in str(model.get("_target_", "")):
-        return "sequence-to-sequence targets are scored by masking padding, which vmap cannot batch"
+    if str(trainer.get("precision", "32-true")).startswith("16"):
+        return ("trainer.precision=16-mixed: one loss scaler for the pack would skip every run's "
+                "step when one run overflows (bf16-mixed packs)")
+    monitor = ((cfg.get("callbacks") or {}).get("model_checkpoint") or {}).get("monitor")
+    if monitor is not None and str(monitor) not in MONITORS:
+        return f"callbacks.model_checkpoint.monitor={monitor}: packs follow {', '.join(MONITORS)}"
     return None
 
 
@@ -86,8 +93,11 @@ def pack_key(cfg: DictConfig) -> dict:
     if run_dir:
         text = text.replace(run_dir, "<RUN_DIR>")
     container = json.loads(text)
+    dropout = (container.get("model") or {}).get("dropout")
     for key in PER_RUN:
         _drop(container, key)
+    if isinstance(dropout, (int, float)):  # a rate of 0 builds no dropout layer: another shape
+        container["model"]["dropout_layers"] = dropout > 0
     return container
 
 
@@ -116,7 +126,8 @@ def difference(a: dict, b: dict) -> str:
 
 
 def plan_packs(jobs: Sequence[Job], pack_size: int | None = None) -> Plan:
-    """Group the jobs into packs (at most ``pack_size`` runs each); say why the others train alone."""
+    """Group the jobs into packs (at most ``pack_size`` runs each, split evenly); say why the others
+    train alone."""
     groups: list[tuple[str, dict, list[Job]]] = []
     alone: list[tuple[Job, str]] = []
     for job in jobs:
@@ -137,10 +148,11 @@ def plan_packs(jobs: Sequence[Job], pack_size: int | None = None) -> Plan:
         if len(members) == 1:
             others = [k for _, k, m in groups if m is not members]
             why = difference(key, others[0]) if others else "no other job of the sweep"
-            alone.append((members[0], f"it differs from every pack in {why}" if others else why))
+            alone.append((members[0], f"it differs from the other jobs in {why}" if others else why))
             continue
-        size = pack_size or len(members)
-        packs += [members[i : i + size] for i in range(0, len(members), size)]
+        count = -(-len(members) // (pack_size or len(members)))  # packs of nearly equal size
+        bounds = [len(members) * i // count for i in range(count + 1)]
+        packs += [members[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
     for pack in [p for p in packs if len(p) == 1]:
         packs.remove(pack)
         alone.append((pack[0], "its pack was split by hydra.launcher.pack_size"))
