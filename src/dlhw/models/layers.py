@@ -6,23 +6,9 @@ from types import SimpleNamespace
 
 from torch import nn
 
-from dlhw.errors import ConfigValueError
+from dlhw.nn import IMPLS, layer_set
 
-IMPLS = ("torch", "scratch")
-
-
-def layer_set(impl: str = "torch") -> SimpleNamespace:
-    """Linear, Conv2d, ReLU, Dropout, BatchNorm1d/2d, MaxPool2d of the chosen implementation."""
-    if impl == "scratch":
-        from dlhw.nn import layer_set as scratch_layers
-
-        return scratch_layers("scratch")
-    if impl != "torch":
-        raise ConfigValueError(f"model.impl={impl!r} is not one of {IMPLS}")
-    return SimpleNamespace(
-        Linear=nn.Linear, Conv2d=nn.Conv2d, ReLU=nn.ReLU, Dropout=nn.Dropout,
-        BatchNorm1d=nn.BatchNorm1d, BatchNorm2d=nn.BatchNorm2d, MaxPool2d=nn.MaxPool2d,
-    )
+__all__ = ["IMPLS", "conv_block", "conv_out", "fc_block", "layer_set"]
 
 
 def conv_block(

@@ -32,14 +32,16 @@ __all__ = [
     "gated_rnn",
     "layer_set",
     "rnn_tanh_sequence_loss",
+    "IMPLS",
     "LAYER_IMPLS",
 ]
 
-LAYER_IMPLS = ("torch", "scratch")
+IMPLS = ("torch", "scratch")  # model.impl and loss.impl: torch's arithmetic or dlhw.nn's
+LAYER_IMPLS = IMPLS
 _LAYERS = ("Linear", "Conv2d", "ReLU", "Dropout", "BatchNorm1d", "BatchNorm2d", "MaxPool2d")
 
 
-def layer_set(impl: str) -> SimpleNamespace:
+def layer_set(impl: str = "torch") -> SimpleNamespace:
     """Layer classes (Linear, Conv2d, ReLU, Dropout, BatchNorm1d/2d, MaxPool2d) of one implementation.
 
     ``impl="torch"`` takes them from ``torch.nn``, ``impl="scratch"`` from ``dlhw.nn``.
@@ -50,6 +52,6 @@ def layer_set(impl: str) -> SimpleNamespace:
         from . import modules as source
     else:
         raise ConfigValueError(
-            f"unknown layer implementation {impl!r}; allowed values: {', '.join(LAYER_IMPLS)}"
+            f"unknown layer implementation {impl!r}; allowed values: {', '.join(IMPLS)}"
         )
     return SimpleNamespace(**{name: getattr(source, name) for name in _LAYERS})
