@@ -34,6 +34,7 @@ from dlhw.results import RunResult, read_results, write_results
 from dlhw.run.build import build_model, instantiate_dict
 from dlhw.run.resume import check_checkpoint, plan_resume
 from dlhw.run.runner import metric_of, quiet_libraries
+from dlhw.sweep.devices import placement_fields
 from dlhw.sweep.threads import configure_threads
 
 log = logging.getLogger("dlhw")
@@ -301,6 +302,7 @@ def _results(r: Built, k: int, module, trainer, recorder, names, val, train, tes
         "packed_with": [n for n in names if n != r.job.name], "pack_size": len(names),
         "params": sum(t.numel() for t in r.classifier.net.parameters()),
         "wall_s": wall, "resumed_from": str(files.ckpt_dir / "last.ckpt") if r.ckpt else None,
+        "threads": torch.get_num_threads(), **placement_fields(module.device, None, None),
     }
     if not active:
         step = int(module.first_bad_step[k])
