@@ -70,6 +70,8 @@ def compatibility_table() -> str:
         "## The other groups",
         "",
         "- `model.impl=scratch` (the hand-written layers of `dlhw.nn`) with every model: trains.",
+        "- `loss.impl=scratch` (the hand-written losses of `dlhw.nn.functional`) with every loss: the",
+        "  value and gradient of torch's (`tests/test_scratch_losses.py`).",
         "- every `init` with every model: trains.",
         "- every `optimizer` with every `scheduler`: trains.",
         "- every `experiment` preset with `trainer=cpu` and `trainer=ddp_cpu` (two gloo processes):",

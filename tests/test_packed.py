@@ -120,12 +120,14 @@ def test_jobs_that_cannot_pack_train_alone_and_say_why(tmp_path: Path) -> None:
 
 def test_plan_names_the_key_that_splits_a_pack(make_cfg) -> None:
     jobs = [Job(i, str(i), make_cfg(overrides)) for i, overrides in enumerate(
-        [["seed=0"], ["seed=1"], ["seed=2", "data.batch_size=64"], ["optimizer=sgd_scratch"]])]
+        [["seed=0"], ["seed=1"], ["seed=2", "data.batch_size=64"], ["optimizer=sgd_scratch"],
+         ["loss.impl=scratch"]])]
     plan = plan_packs(jobs)
     assert [[j.idx for j in p] for p in plan.packs] == [[0, 1]]
     reasons = dict((j.idx, why) for j, why in plan.alone)
     assert "another batch size (data.batch_size)" in reasons[2]
     assert "has no stacked form" in reasons[3]
+    assert reasons[4] == "loss.impl=scratch: the hand-written Functions have no vmap rule"
     assert [[j.idx for j in p] for p in plan_packs(jobs[:2], pack_size=1).packs] == []
 
 

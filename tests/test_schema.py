@@ -298,6 +298,7 @@ def test_choices_match_the_code() -> None:
     from dlhw.models.layers import IMPLS
     from dlhw.models.rnn import CELLS, HEADS
     from dlhw.models.vgg import PLANS
+    from dlhw.nn import IMPLS as NN_IMPLS
     from dlhw.nn.init import SCHEMES
 
     assert data.LOADERS == tuple(LOADERS) and data.NORMALIZE == tuple(NORMALIZE)
@@ -305,3 +306,4 @@ def test_choices_match_the_code() -> None:
     assert models.IMPLS == tuple(IMPLS) and models.CELLS == tuple(CELLS) and models.HEADS == tuple(HEADS)
     assert models.PLANS == tuple(PLANS)
     assert training.SCHEMES == tuple(SCHEMES)
+    assert training.IMPLS == tuple(NN_IMPLS)  # loss.impl, as model.impl

@@ -200,6 +200,29 @@ def test_multiclass_hinge_matches_multi_margin_loss():
     )
 
 
+@pytest.mark.parametrize("smoothing", [0.1, 0.5])
+def test_cross_entropy_label_smoothing(smoothing):
+    torch.manual_seed(0)
+    z, t = r(6, 4), torch.randint(0, 4, (6,))
+    assert gradcheck(lambda z: SF.cross_entropy(z, t, label_smoothing=smoothing), (z,))
+    compare(
+        lambda z: SF.cross_entropy(z, t, label_smoothing=smoothing),
+        lambda z: F.cross_entropy(z, t, label_smoothing=smoothing),
+        [r(6, 4, dtype=torch.float32)],
+    )
+
+
+def test_multiclass_hinge_margin():
+    torch.manual_seed(0)
+    z, t = r(6, 5), torch.randint(0, 5, (6,))
+    assert gradcheck(lambda z: SF.multiclass_hinge_loss(z, t, margin=2.5), (z,))
+    compare(
+        lambda z: SF.multiclass_hinge_loss(z, t, margin=0.3),
+        lambda z: F.multi_margin_loss(z, t, margin=0.3),
+        [r(6, 5, dtype=torch.float32)],
+    )
+
+
 # ----------------------------------------------------------------------------- recurrent
 
 

@@ -366,28 +366,39 @@ def _check_binary(scores: Tensor, target: Tensor) -> Tensor:
 
 
 class _CrossEntropy(Function):
-    """mean_i [logsumexp(z_i) - z_{i,y_i}]; dz = (softmax(z) - onehot(y)) / N."""
+    """mean_i [logsumexp(z_i) - q_i . z_i] with q_i = (1 - e) onehot(y_i) + e / K (label smoothing e);
+    dz = (softmax(z) - q) / N."""
 
     @staticmethod
-    def forward(ctx, logits, target):
+    def forward(ctx, logits, target, smoothing: float):
         m = logits.max(1, keepdim=True).values
         shifted = logits - m
         lse = shifted.exp().sum(1, keepdim=True).log()
         logp = shifted - lse
         ctx.save_for_backward(logp, target)
-        return -logp.gather(1, target.view(-1, 1)).mean()
+        ctx.smoothing = smoothing
+        nll = -logp.gather(1, target.view(-1, 1)).mean()
+        if smoothing == 0:
+            return nll
+        return (1 - smoothing) * nll - smoothing * logp.mean(1).mean()
 
     @staticmethod
     def backward(ctx, g):
         logp, target = ctx.saved_tensors
+        e = ctx.smoothing
         grad = logp.exp()
-        grad.scatter_add_(1, target.view(-1, 1), -torch.ones_like(grad[:, :1]))
-        return grad * (g / logp.shape[0]), None
+        grad.scatter_add_(1, target.view(-1, 1), torch.full_like(grad[:, :1], -(1 - e)))
+        if e:
+            grad -= e / grad.shape[1]
+        return grad * (g / logp.shape[0]), None, None
 
 
-def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
-    """Softmax cross-entropy, mean over the batch; logits (N, K), integer targets (N,)."""
-    return _CrossEntropy.apply(logits, target.long())
+def cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy, mean over the batch; logits (N, K), integer targets (N,).
+
+    Matches ``torch.nn.functional.cross_entropy(logits, target, label_smoothing=...)``.
+    """
+    return _CrossEntropy.apply(logits, target.long(), float(label_smoothing))
 
 
 class _BinaryLogistic(Function):
@@ -432,17 +443,17 @@ def binary_hinge_loss(scores: Tensor, target: Tensor) -> Tensor:
 
 
 class _MultiMargin(Function):
-    """Weston-Watkins hinge with margin 1, divided by K like ``F.multi_margin_loss``.
+    """Weston-Watkins hinge with margin m, divided by K like ``F.multi_margin_loss``.
 
-    loss = 1/N sum_i 1/K sum_{j != y_i} max(0, 1 - z_{i,y_i} + z_{i,j});
+    loss = 1/N sum_i 1/K sum_{j != y_i} max(0, m - z_{i,y_i} + z_{i,j});
     dz_ij = [active_ij] / (N K) for j != y_i and dz_{i,y_i} = -(#active_i) / (N K).
     """
 
     @staticmethod
-    def forward(ctx, z, target):
+    def forward(ctx, z, target, margin: float):
         n, k = z.shape
         zy = z.gather(1, target.view(-1, 1))
-        margins = (1 - zy + z).clamp_min(0)
+        margins = (margin - zy + z).clamp_min(0)
         margins.scatter_(1, target.view(-1, 1), 0.0)
         ctx.save_for_backward(margins > 0, target)
         return margins.sum() / (n * k)
@@ -453,12 +464,12 @@ class _MultiMargin(Function):
         n, k = active.shape
         grad = active.to(g.dtype)
         grad.scatter_(1, target.view(-1, 1), -grad.sum(1, keepdim=True))
-        return grad * (g / (n * k)), None
+        return grad * (g / (n * k)), None, None
 
 
-def multiclass_hinge_loss(logits: Tensor, target: Tensor) -> Tensor:
-    """Multiclass hinge (Weston-Watkins, margin 1, per-sample sum divided by K), mean over batch.
+def multiclass_hinge_loss(logits: Tensor, target: Tensor, margin: float = 1.0) -> Tensor:
+    """Multiclass hinge (Weston-Watkins, per-sample sum divided by K), mean over batch.
 
-    Matches ``torch.nn.functional.multi_margin_loss(logits, target)`` with its defaults.
+    Matches ``torch.nn.functional.multi_margin_loss(logits, target, margin=margin)``.
     """
-    return _MultiMargin.apply(logits, target.long())
+    return _MultiMargin.apply(logits, target.long(), float(margin))

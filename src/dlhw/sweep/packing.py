@@ -51,6 +51,8 @@ def cannot_pack(cfg: DictConfig) -> str | None:
     model = cfg.get("model") or {}
     if str(model.get("impl", "torch")) == "scratch":
         return "model.impl=scratch: the hand-written Functions have no vmap rule"
+    if str((cfg.get("loss") or {}).get("impl", "torch")) == "scratch":
+        return "loss.impl=scratch: the hand-written Functions have no vmap rule"
     target = str((cfg.get("optimizer") or {}).get("_target_", ""))
     if target not in OPTIMIZERS:
         return f"optimizer {target.rsplit('.', 1)[-1]} has no stacked form ({', '.join(o.rsplit('.', 1)[-1] for o in OPTIMIZERS)} do)"

@@ -7,6 +7,7 @@ network's parameters, the optimizer, the network.
 from typing import ClassVar
 
 from dlhw.config.schema.base import Option, key
+from dlhw.config.schema.models import IMPLS
 from dlhw.config.schema.types import (
     Count,
     Factor,
@@ -41,6 +42,9 @@ class Init(Option):
 # ----------------------------------------------------------------------------- loss
 class Loss(Option):
     """The training loss (dlhw.nn.losses)."""
+
+    impl: one_of(*IMPLS) = key("torch: torch.nn.functional's loss; scratch: the hand-written loss of "
+                               "dlhw.nn.functional")
 
 
 class CrossEntropy(Loss):
