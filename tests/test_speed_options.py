@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from _helpers_augment import augment
 from omegaconf import OmegaConf
 
 from dlhw.data.augment import Augment
@@ -25,14 +26,14 @@ def images(n: int = 16, h: int = 12, w: int = 10) -> torch.Tensor:
 def reference(x: torch.Tensor, aug: Augment, seed: int) -> torch.Tensor:
     """The straightforward float pipeline: scale, augment, normalise."""
     mean, std = torch.tensor(MEAN).view(1, 3, 1, 1), torch.tensor(STD).view(1, 3, 1, 1)
-    x = aug(x.float() / 255, torch.Generator().manual_seed(seed))
+    x = augment(aug, x.float() / 255, torch.Generator().manual_seed(seed))
     return (x - mean) / std
 
 
 @pytest.mark.parametrize("padding,flip", [(4, True), (3, False), (0, True), (1, True)])
 def test_crop_flip_gives_the_images_of_augment_exactly(padding: int, flip: bool) -> None:
     x = images()
-    want = Augment(crop_padding=padding, hflip=flip)(x.float(), torch.Generator().manual_seed(5))
+    want = augment(Augment(crop_padding=padding, hflip=flip), x.float(), torch.Generator().manual_seed(5))
     got = crop_flip(x, padding, flip, torch.Generator().manual_seed(5))
     assert got.dtype == torch.uint8 and torch.equal(got.float(), want)
     assert torch.equal(crop_flip(x.float(), padding, flip, torch.Generator().manual_seed(5)), want)

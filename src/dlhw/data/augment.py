@@ -1,7 +1,9 @@
 """Batched image augmentation on tensors (any device), seeded through an explicit generator.
 
 Each function takes a float batch (N, C, H, W) and returns a new batch of the same shape; the
-randomness comes from ``generator`` so that a run is reproducible and resumable.
+randomness comes from ``generator`` so that a run is reproducible and resumable. Crop and flip are
+``dlhw.data.loader.crop_flip`` (one copy, any dtype); the plain float versions the tests check it
+against are in tests/_helpers_augment.py.
 """
 
 from __future__ import annotations
@@ -11,28 +13,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-
-
-def hflip(x: torch.Tensor, generator: torch.Generator | None = None, p: float = 0.5) -> torch.Tensor:
-    """Flip each image left-right with probability p."""
-    flip = torch.rand(x.shape[0], device=x.device, generator=generator) < p
-    return torch.where(flip[:, None, None, None], x.flip(-1), x)
-
-
-def random_crop(x: torch.Tensor, padding: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Zero-pad by ``padding`` on each side and cut a random H x W window per image."""
-    if padding <= 0:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (padding, padding, padding, padding))
-    dy = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
-    dx = torch.randint(0, 2 * padding + 1, (n,), device=x.device, generator=generator)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None, :])  # (N, H)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None, :])  # (N, W)
-    batch = torch.arange(n, device=x.device)[:, None, None]
-    # Advanced indexing on (N, H', W', C) picks every image's own window in one gather.
-    out = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]]
-    return out.permute(0, 3, 1, 2).contiguous()
 
 
 def random_affine(
@@ -143,10 +123,3 @@ class Augment:
         x = random_affine(x, self.rotation, self.scale, generator)
         x = color_jitter(x, self.brightness, self.contrast, self.saturation, generator)
         return gaussian_blur(x, self.blur, generator)
-
-    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        if self.crop_padding > 0:
-            x = random_crop(x, self.crop_padding, generator)
-        if self.hflip:
-            x = hflip(x, generator)
-        return self.float_stage(x, generator)

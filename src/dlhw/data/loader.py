@@ -21,8 +21,8 @@ def crop_flip(
 ) -> torch.Tensor:
     """Random crop after zero padding and random horizontal flip of a batch, in one copy.
 
-    Draws the same random numbers in the same order as ``Augment`` (crop offsets dy, dx, then the
-    flips) and gives the same images, but works on any dtype, uint8 included, with a single
+    Draws the same random numbers in the same order as the plain crop then flip of the tests
+    (tests/_helpers_augment.py: crop offsets dy, dx, then the flips) and gives the same images, but works on any dtype, uint8 included, with a single
     ``index_select`` of image rows: row (i, c, r) of the output is the ``w`` values that start at
     offset ((i*C + c)*Hp + dy_i + r)*Wp + dx_i of the padded batch, read backwards for flipped
     images from a reversed copy. About 8x faster than per-pixel gathers on a CPU, and device-agnostic.
