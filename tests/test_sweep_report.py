@@ -50,12 +50,18 @@ def test_seed_repeats_are_one_row_with_mean_sd_and_n(tmp_path: Path) -> None:
     assert list(groups) == ["init=gaussian", "init=kaiming"]
     test = summarize(groups["init=gaussian"], "test_acc")
     assert test.n == 3 and test.mean == pytest.approx(0.52) and test.sd == pytest.approx(0.04)
+    assert (test.min, test.max) == (0.48, 0.56)
+    assert test.spread(pct=True) == "52.00 ± 4.00% (48.00–56.00)"
+    assert summarize(groups["init=gaussian"], "test_loss").spread(pct=False) == "1.0000 ± 0.0000 (1.0000–1.0000)"
+    assert summarize([], "test_acc").spread(pct=True) == "—"
     md = report.write().read_text()
     head = md[md.index("## Headline"):md.index("## Configurations")]
     rows = [line for line in head.splitlines() if re.match(r"\| \d ", line)]
     assert rows[0].startswith("| 1 | init=kaiming | 2/2 | 61.00 ± 1.41% | 62.00 ± 1.41% | — |")
     assert rows[1].startswith("| 2 | init=gaussian | 3/3 | 52.00 ± 2.00% | 52.00 ± 4.00% | -10.00 pp |")
     assert "within the seed spread" not in head  # 9 points apart, sd 1-2 points
+    seeds = md[md.index("## Configurations"):]
+    assert "| init=gaussian | 3/3 | 52.00 ± 4.00% (48.00–56.00) | 1.0000 ± 0.0000 (1.0000–1.0000) | " in seeds
 
 
 def test_headline_says_when_configurations_are_within_their_seed_spread(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ import html
 import logging
 import statistics
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +15,7 @@ from dlhw.errors import UserError
 from dlhw.figures import signal_figure
 from dlhw.report import plots
 from dlhw.report.runs import Run, differing_keys, find_runs, first_conv_weight
-from dlhw.report.table import configurations_table, run_name, runs_table
+from dlhw.report.table import Summary, configurations_table, run_name, runs_table, summarize
 
 log = logging.getLogger("dlhw")
 FILES = "report_files"
@@ -47,49 +46,10 @@ def _objective(v) -> str:
     return str(v)
 
 
-def _spread(m: float, sd: float, lo: float, hi: float, pct: bool) -> str:
-    """``mean ± sd (min–max)``, in percent for accuracies."""
-    if pct:
-        return f"{m * 100:.2f} ± {sd * 100:.2f}% ({lo * 100:.2f}–{hi * 100:.2f})"
-    return f"{m:.4f} ± {sd:.4f} ({lo:.4f}–{hi:.4f})"
-
-
 def _reason(run: Run) -> str:
     """A run's status and the first line of its error (``failed: UserError: ...``)."""
     error = str(run.results.error or "").strip().splitlines()
     return f"{run.status}: {error[0][:120]}" if error else run.status
-
-
-@dataclass
-class Summary:
-    """Mean, standard deviation and count of one metric over the completed runs of a configuration."""
-
-    values: list[float]
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float | None:
-        return statistics.fmean(self.values) if self.values else None
-
-    @property
-    def sd(self) -> float | None:
-        if not self.values:
-            return None
-        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
-
-    def pct(self) -> str:
-        if not self.values:
-            return "—"
-        return f"{self.mean * 100:.2f} ± {self.sd * 100:.2f}%" if self.n > 1 else f"{self.mean * 100:.2f}%"
-
-
-def summarize(runs: list[Run], key: str) -> Summary:
-    """``key`` of results.json over the completed runs (numbers only)."""
-    return Summary([r.results.get(key) for r in runs
-                    if r.completed and isinstance(r.results.get(key), (int, float))])
 
 
 def mean_curve(runs: list[Run], tag: str) -> tuple[list[float], list[float], list[float] | None]:
@@ -241,19 +201,13 @@ class Report:
                     "mean ± standard deviation (min–max) over the completed runs of each configuration.\n",
                     "| configuration | runs | test acc | test loss | best val acc | epoch time |",
                     "|---|---|---|---|---|---|"]
-        for record in self.configurations().to_dict("records"):
+        for runs, record in zip(groups.values(), self.configurations().to_dict("records"), strict=True):
             r = {k: _known(v) for k, v in record.items()}
-
-            def spread(metric: str, pct: bool, r=r) -> str:
-                if r[f"{metric}_mean"] is None:
-                    return "—"
-                return _spread(r[f"{metric}_mean"], r[f"{metric}_sd"] or 0.0, r[f"{metric}_min"],
-                               r[f"{metric}_max"], pct)
-
             epoch = f"{r['epoch_s_mean']:.2f} s" if r["epoch_s_mean"] is not None else "—"
             self.md.append(f"| {_cell(r['configuration'])} | {r['completed']}/{r['runs']} | "
-                           f"{spread('test_acc', True)} | {spread('test_loss', False)} | "
-                           f"{spread('best_val_acc', True)} | {epoch} |")
+                           f"{summarize(runs, 'test_acc').spread(True)} | "
+                           f"{summarize(runs, 'test_loss').spread(False)} | "
+                           f"{summarize(runs, 'best_val_acc').spread(True)} | {epoch} |")
         self.md.append("")
 
     def curves(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,56 @@ METRICS = ("test_acc", "test_loss", "best_val_acc", "final_val_acc", "final_val_
            "final_train_loss", "epochs", "wall_s", "epoch_s", "train_samples_per_s", "params")
 # summarised per configuration in configurations.csv
 SUMMARISED = ("test_acc", "test_loss", "best_val_acc", "epoch_s")
+
+
+@dataclass
+class Summary:
+    """Mean, standard deviation, range and count of one metric over the completed runs of a
+    configuration."""
+
+    values: list[float]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.values) if self.values else None
+
+    @property
+    def sd(self) -> float | None:
+        if not self.values:
+            return None
+        return statistics.stdev(self.values) if len(self.values) > 1 else 0.0
+
+    @property
+    def min(self) -> float | None:
+        return min(self.values, default=None)
+
+    @property
+    def max(self) -> float | None:
+        return max(self.values, default=None)
+
+    def pct(self) -> str:
+        """``mean ± sd%`` (one run: ``mean%``)."""
+        if not self.values:
+            return "—"
+        return f"{self.mean * 100:.2f} ± {self.sd * 100:.2f}%" if self.n > 1 else f"{self.mean * 100:.2f}%"
+
+    def spread(self, pct: bool) -> str:
+        """``mean ± sd (min–max)``, in percent for accuracies."""
+        if not self.values:
+            return "—"
+        if pct:
+            return f"{self.mean * 100:.2f} ± {self.sd * 100:.2f}% ({self.min * 100:.2f}–{self.max * 100:.2f})"
+        return f"{self.mean:.4f} ± {self.sd:.4f} ({self.min:.4f}–{self.max:.4f})"
+
+
+def summarize(runs: list[Run], key: str) -> Summary:
+    """``key`` of results.json over the completed runs (numbers only)."""
+    return Summary([r.results.get(key) for r in runs
+                    if r.completed and isinstance(r.results.get(key), (int, float))])
 
 
 def run_name(run: Run, root: Path) -> str:
@@ -72,11 +123,11 @@ def configurations_table(groups: Mapping[str, list[Run]], keys: list[str]) -> pd
         row = {"configuration": name, **{k: runs[0].overrides.get(k) for k in keys},
                "runs": len(runs), "completed": sum(r.completed for r in runs)}
         for metric in SUMMARISED:
-            values = [v for r in runs if r.completed and isinstance(v := r.results.get(metric), (int, float))]
-            row[f"{metric}_mean"] = statistics.fmean(values) if values else None
-            row[f"{metric}_sd"] = statistics.stdev(values) if len(values) > 1 else None
-            row[f"{metric}_min"] = min(values, default=None)
-            row[f"{metric}_max"] = max(values, default=None)
+            summary = summarize(runs, metric)
+            row[f"{metric}_mean"] = summary.mean
+            row[f"{metric}_sd"] = summary.sd if summary.n > 1 else None
+            row[f"{metric}_min"] = summary.min
+            row[f"{metric}_max"] = summary.max
         rows.append(row)
     frame = pd.DataFrame(rows)
     for key in keys:
