@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -65,7 +66,7 @@ def test_packed_runs_match_the_runs_alone(sweeps) -> None:
         assert ra["best_val_acc"] == pytest.approx(rb["best_val_acc"], abs=0.003)
 
 
-def test_every_packed_job_directory_is_a_whole_run(sweeps) -> None:
+def test_every_packed_job_directory_is_a_whole_run(sweeps, tmp_path: Path) -> None:
     packed, _, _ = sweeps
     names = [p.name for p in _jobs(packed)]
     for job in _jobs(packed):
@@ -83,6 +84,13 @@ def test_every_packed_job_directory_is_a_whole_run(sweeps) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     evaluated = json.loads((job / "eval.json").read_text())
     assert evaluated["test_acc"] == pytest.approx(read_results(job)["test_acc"], abs=1e-6)
+    # resume=RUN_DIR continues a packed run alone from its ordinary last.ckpt
+    copy = tmp_path / job.name
+    shutil.copytree(job, copy)
+    proc = cli(f"resume={copy}", "trainer.max_epochs=3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = read_results(copy)
+    assert res["status"] == "completed" and res["epochs"] == 3 and res["resumed_from"].endswith("last.ckpt")
 
 
 def test_per_run_dropout_rates_pack_and_a_rate_of_zero_trains_apart(tmp_path: Path) -> None:
