@@ -31,7 +31,7 @@ def lenet_run(tmp_path_factory) -> tuple[Path, EventAccumulator, dict]:
         "callbacks.feature_maps.every_n_epochs=1",
     ], out)
     run(cfg)
-    ea = EventAccumulator(str(out / "tensorboard"),
+    ea = EventAccumulator(str(out),
                           size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
     ea.Reload()
     return out, ea, json.loads((out / "results.json").read_text())
@@ -178,7 +178,7 @@ def test_per_step_loss_is_opt_in(tmp_path) -> None:
         "threads=1", "data.max_train_samples=200", "data.batch_size=50", "trainer.max_epochs=1",
         "trainer.log_every_n_steps=1", "callbacks=minimal", "module.log_step_loss=true",
     ], out))
-    ea = EventAccumulator(str(out / "tensorboard"), size_guidance={"scalars": 0})
+    ea = EventAccumulator(str(out), size_guidance={"scalars": 0})
     ea.Reload()
     steps = json.loads((out / "results.json").read_text())["global_steps"]
     assert steps > 1 and [e.step for e in ea.Scalars("train/loss_step")] == list(range(steps))

@@ -74,7 +74,7 @@ def test_every_packed_job_directory_is_a_whole_run(sweeps, tmp_path: Path) -> No
                      "config.yaml", "train.log", "results.json", "checkpoints/last.ckpt"):
             assert (job / name).is_file(), (job.name, name)
         assert list((job / "checkpoints").glob("best-epoch*.ckpt"))
-        assert list((job / "tensorboard").glob("events.out.tfevents.*"))
+        assert list(job.glob("events.out.tfevents.*"))
         res = read_results(job)
         assert sorted(res["packed_with"]) == sorted(n for n in names if n != job.name)
         assert "Test accuracy" in (job / "train.log").read_text()

@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import compose_config
 
-from dlhw.config.flatten import flatten_config
+from dlhw.config.flatten import flatten_config, swept_keys
 from dlhw.config.resolvers import job_dir_name
 from dlhw.report.markdown import Report, summarize
 from dlhw.results import read_results, write_results
@@ -91,14 +92,69 @@ def test_hparams_summaries_store_booleans_as_booleans() -> None:
 
     from dlhw.lit.hparams import hparams_summaries
 
-    exp, ssi, _ = hparams_summaries({"init": "kaiming", "nesterov": True, "lr": 0.1})
+    params = {"init": "kaiming", "optimizer.nesterov": True, "optimizer.lr": 0.1}
+    exp, ssi, _ = hparams_summaries(params, ["init", "optimizer.nesterov"])
     data = plugin_data_pb2.HParamsPluginData.FromString(exp.value[0].metadata.plugin_data.content)
     types = {i.name: i.type for i in data.experiment.hparam_infos}
-    assert [i.name for i in data.experiment.hparam_infos] == ["init", "nesterov", "lr"]
-    assert types["nesterov"] == api_pb2.DATA_TYPE_BOOL and types["lr"] == api_pb2.DATA_TYPE_FLOAT64
+    assert [i.name for i in data.experiment.hparam_infos] == ["init", "optimizer.nesterov", "optimizer.lr"]
+    assert types["optimizer.nesterov"] == api_pb2.DATA_TYPE_BOOL
+    assert types["optimizer.lr"] == api_pb2.DATA_TYPE_FLOAT64
     start = plugin_data_pb2.HParamsPluginData.FromString(ssi.value[0].metadata.plugin_data.content)
-    value = start.session_start_info.hparams["nesterov"]
+    value = start.session_start_info.hparams["optimizer.nesterov"]
     assert value.WhichOneof("kind") == "bool_value" and value.bool_value is True
+
+
+def _columns(exp) -> list[str]:
+    """The HPARAMS tab's columns, in the order TensorBoard's hparams plugin shows them (it sorts
+    the experiment summary's hparams by "differs", then by name)."""
+    from tensorboard.plugins.hparams import backend_context, plugin_data_pb2
+
+    data = plugin_data_pb2.HParamsPluginData.FromString(exp.value[0].metadata.plugin_data.content)
+    backend_context._sort_and_reduce_to_hparams_limit(data.experiment)
+    return [i.name for i in data.experiment.hparam_infos]
+
+
+def test_the_hparams_columns_start_with_the_swept_keys_and_stay_short() -> None:
+    """The experiment summary (the HPARAMS tab's columns) leads with the swept keys, even where
+    their names sort last, then the main settings; every other leaf stays out of the columns
+    but in the run's session data."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from dlhw.lit.hparams import hparams_summaries
+
+    cfg = {"model": {"_target_": "dlhw.models.LeNet", "channels": [6, 16]}, "seed": 0,
+           "channels_last": False, "init": {"_target_": "dlhw.nn.init.initialize", "scheme": "default"},
+           "data": {"_target_": "dlhw.data.Digits", "batch_size": 64, "as_sequence": False,
+                    "augment": {"blur": 0.0, "flip": False}},
+           "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.001, "weight_decay": 0.0},
+           "trainer": {"max_epochs": 2, "precision": "32"}}
+    swept = ["seed=0", "init=kaiming"]
+    params = flatten_config(cfg, swept)
+    exp, ssi, _ = hparams_summaries(params, swept_keys(swept))
+    columns = _columns(exp)
+    assert columns[:2] == ["init", "seed"]
+    assert columns[2:] == ["data.batch_size", "model", "optimizer", "optimizer.lr", "trainer.max_epochs"]
+    start = plugin_data_pb2.HParamsPluginData.FromString(ssi.value[0].metadata.plugin_data.content)
+    assert {"channels_last", "data", "data.augment.blur", "model.channels", "optimizer.weight_decay"} <= set(start.session_start_info.hparams)
+
+
+def test_the_run_selector_shows_the_job_name(tmp_path: Path) -> None:
+    """TensorBoard names a run by its event folder relative to --logdir: a sweep's job writes
+    its events in its own directory, so the selector shows `0_init=default`, not
+    `0_init=default/tensorboard`; the report still reads runs of the old layout."""
+    from dlhw.report.runs import event_dir
+    from dlhw.run.runner import run
+
+    sweep = tmp_path / "sweep"
+    job = sweep / "0_init=default"
+    run(compose_config(["threads=1", "model=mlp", "data.max_train_samples=100", "trainer.max_epochs=1",
+                        "callbacks=minimal"], job))
+    folders = {p.parent for p in sweep.rglob("events.out.tfevents.*")}
+    assert [str(p.relative_to(sweep)) for p in folders] == ["0_init=default"]
+    assert event_dir(job) == job
+    old = tmp_path / "old_run"
+    (old / "tensorboard").mkdir(parents=True)
+    assert event_dir(old) == old / "tensorboard"
 
 
 def test_a_sweep_ends_in_its_report(tmp_path: Path) -> None:
@@ -128,7 +184,7 @@ def test_a_sweep_ends_in_its_report(tmp_path: Path) -> None:
     assert "## Weights and gradients through training" in md  # grad_norm and weights dashboards
     assert (sweep / "report_files" / "grad_norm.png").is_file()
     # TensorBoard's run selector shows the same names as the folders
-    assert (sweep / names[0] / "tensorboard").is_dir()
+    assert list((sweep / names[0]).glob("events.out.tfevents.*"))
 
 
 def test_time_per_epoch_against_the_swept_width(tmp_path: Path) -> None:

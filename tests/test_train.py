@@ -40,7 +40,7 @@ def test_in_process_run_writes_results_checkpoints_and_events(make_cfg, tmp_path
     assert res["params"] == 44426 and res["train_samples_per_s"] > 0
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert Path(res["best_ckpt"]).is_file()
-    assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+    assert list(out.glob("events.out.tfevents.*"))  # in the run directory itself
     assert "data:" in (out / "config.yaml").read_text()
 
 
@@ -78,7 +78,7 @@ def test_cli_run_prints_accuracy_run_dir_and_tensorboard(tmp_path: Path) -> None
     proc = cli(*QUICK, f"hydra.run.dir={out}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Test accuracy:" in proc.stdout
-    assert f"tensorboard --logdir {out / 'tensorboard'}" in proc.stdout
+    assert f"tensorboard --logdir {out}\n" in proc.stdout
     assert read_results(out)["status"] == "completed"
     assert (out / ".hydra" / "overrides.yaml").is_file() and (out / "train.log").is_file()
 

@@ -64,6 +64,12 @@ def flatten_config(cfg: DictConfig | dict, swept: list[str] = ()) -> dict[str, A
     return first | flat
 
 
+def swept_keys(swept: list[str]) -> list[str]:
+    """The keys of the ``swept`` overrides (``init=kaiming`` -> ``init``), as ``flatten_config``
+    names them."""
+    return [str(item).partition("=")[0].lstrip("+~") for item in swept]
+
+
 def _typed(text: str) -> Any:
     """An override's value as YAML reads it (``true`` a bool, ``0.1`` a float), else the text."""
     try:

@@ -37,6 +37,7 @@ class RunFiles:
     run_dir: Path
     checkpoint: pl.callbacks.ModelCheckpoint | None  # the run's own callback: file names, state
     params: dict[str, Any] = field(default_factory=dict)  # its HPARAMS
+    swept: list[str] = field(default_factory=list)  # the keys its sweep varies: the first columns
     lr_tag: str = "lr"
     writer: Any = None
     best_score: float | None = None
@@ -95,9 +96,9 @@ class PackRecorder(pl.callbacks.Checkpoint):
 
         for files in self.runs:
             if files.writer is None and files.params is not None:
-                files.writer = SummaryWriter(str(files.run_dir / "tensorboard"))
+                files.writer = SummaryWriter(str(files.run_dir))
                 if files.params:
-                    for summary in hparams_summaries(files.params):
+                    for summary in hparams_summaries(files.params, files.swept):
                         files.writer._get_file_writer().add_summary(summary)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:

@@ -40,7 +40,7 @@ class Run:
     def scalars(self) -> dict[str, list[tuple[int, float]]]:
         """Every scalar series of the run's TensorBoard events: tag -> [(step, value)]."""
         if self._scalars is None:
-            self._scalars = read_scalars(self.path / "tensorboard")
+            self._scalars = read_scalars(event_dir(self.path))
         return self._scalars
 
     def epoch_series(self, tag: str) -> tuple[list[float], list[float]]:
@@ -94,6 +94,16 @@ def find_runs(root: Path) -> list[Run]:
             results = RunResult(status="unknown", error="no results.json (killed or still running?)")
         runs.append(Run(d, results, _overrides_of(d, results)))
     return runs
+
+
+def event_dir(run_dir: Path) -> Path:
+    """The folder of a run's TensorBoard event files: the run directory itself, or its
+    ``tensorboard/`` folder in runs written before the events moved up (and with
+    ``logger.tensorboard.name=tensorboard``)."""
+    run_dir = Path(run_dir)
+    if not any(run_dir.glob("events.out.tfevents.*")) and (run_dir / "tensorboard").is_dir():
+        return run_dir / "tensorboard"
+    return run_dir
 
 
 def read_scalars(logdir: Path) -> dict[str, list[tuple[int, float]]]:

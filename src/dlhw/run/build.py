@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from dlhw.config.flatten import flatten_config, swept_overrides
+from dlhw.config.flatten import flatten_config, swept_keys, swept_overrides
 from dlhw.config.validate import check_data
 from dlhw.lit.callbacks import LastEveryEpoch
 from dlhw.lit.guards import RunGuard
@@ -63,7 +63,8 @@ def build(cfg: DictConfig) -> Pipeline:
     callbacks = instantiate_dict(cfg.get("callbacks"))
     for cb in callbacks:
         if isinstance(cb, HParams):
-            cb.params = flatten_config(cfg, swept_overrides())
+            swept = swept_overrides()
+            cb.params, cb.swept = flatten_config(cfg, swept), swept_keys(swept)
     has_val = getattr(datamodule, "val_idx", None) is None or datamodule.val_idx.numel() > 0
     if not has_val:  # nothing to monitor: keep only the last checkpoint
         for cb in callbacks:

@@ -267,7 +267,7 @@ def _print_summary(result: RunResult, run_dir: Path) -> None:
         if result.test_loss is not None else "",
     )
     print(f"Run directory: {run_dir}")
-    print(f"TensorBoard:   tensorboard --logdir {run_dir / 'tensorboard'}\n")
+    print(f"TensorBoard:   tensorboard --logdir {run_dir}\n")
 
 
 def find_user_error(exc: BaseException) -> UserError | None:

@@ -20,7 +20,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from dlhw.config.flatten import flatten_config
+from dlhw.config.flatten import flatten_config, swept_keys
 from dlhw.config.validate import check_data, validate
 from dlhw.data.datamodule import ClassificationData
 from dlhw.data.pack_loader import PackData
@@ -97,6 +97,7 @@ def _build_run(job: PackJob, datamodule, ckpt_path: str | None) -> Built:
     has_logger = bool(cfg.get("logger"))
     params = flatten_config(cfg, job.swept)
     files = RunFiles(job.run_dir, checkpoint, params=params if has_logger else None,
+                     swept=swept_keys(job.swept),
                      lr_tag=f"lr-{type(optimizer).__name__}")
     built = Built(job, classifier, optimizer, schedule, generator, files)
     if ckpt_path:
@@ -339,7 +340,7 @@ def _final_scalars(files: RunFiles, results: dict, step: int) -> None:
 
     if files.params is None:
         return
-    writer = SummaryWriter(str(files.run_dir / "tensorboard"))
+    writer = SummaryWriter(str(files.run_dir))
     for key, tag in (("test_acc", "test/acc"), ("test_loss", "test/loss"),
                      ("best_val_acc", "hparams/best_val_acc"), ("final_val_acc", "hparams/final_val_acc"),
                      ("test_acc", "hparams/test_acc"), ("test_loss", "hparams/test_loss")):

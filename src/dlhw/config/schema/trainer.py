@@ -235,7 +235,7 @@ class TensorBoardLogger(Logger):
                          "lightning.pytorch.loggers.TensorBoardLogger")
 
     save_dir: Path = key("the folder the event files go under (the run directory)")
-    name: None | text("a folder name") = key("the event files' folder under save_dir")
+    name: None | text("a folder name") = key("the event files' folder under save_dir (null: save_dir itself)")
     version: None | str | Natural = key("a subfolder under name (\"\": none)")
     default_hp_metric: Flag = key("log Lightning's placeholder hp_metric")
     log_graph: Flag = key("log the model graph")
