@@ -33,7 +33,7 @@ def step_timer(net, shape: tuple[int, ...], batch: int, channels_last: bool):
     """A function timing ``steps`` training steps of ``net``; seconds per step."""
     import torch
 
-    from dlhw.run.speed import apply_speed_options
+    from dlhw.run.build import apply_speed_options
 
     apply_speed_options(net, channels_last=channels_last)
     x, y = torch.randn(batch, *shape), torch.randint(0, 10, (batch,))

@@ -137,7 +137,7 @@ def test_prefer_passive_wait_keeps_a_users_choice(monkeypatch) -> None:
 # ----------------------------------------------------------------------------- options
 def test_channels_last_keeps_outputs_and_trains(make_cfg, tmp_path) -> None:
     from dlhw.models import LeNet
-    from dlhw.run.speed import apply_speed_options
+    from dlhw.run.build import apply_speed_options
 
     torch.manual_seed(0)
     plain = LeNet((3, 32, 32), 10)
@@ -169,7 +169,7 @@ def test_speed_flags_must_be_booleans(make_cfg) -> None:
 
 
 def test_compile_without_a_compiler_is_refused_with_the_fix(monkeypatch) -> None:
-    import dlhw.run.speed as speed
+    import dlhw.run.build as speed
 
     monkeypatch.setenv("CXX", "no-such-compiler")
     monkeypatch.setattr(speed.shutil, "which", lambda name: None)

@@ -106,3 +106,27 @@ def test_optimizers_without_a_stacked_form_are_named() -> None:
     assert unsupported_reason(torch.optim.Adam(p, amsgrad=True)) == "optimizer option amsgrad=true has no stacked form"
     assert "has no stacked form" in unsupported_reason(torch.optim.Adagrad(p))
     assert unsupported_reason(torch.optim.SGD(p, lr=0.1)) is None
+
+
+@pytest.mark.parametrize("algorithm", ["norm", "value"])
+def test_each_run_of_a_pack_is_clipped_by_its_own_gradient(algorithm: str) -> None:
+    from dlhw.lit.packed import PackedClassifier
+
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)) for _ in range(3)]
+    optimizers = [torch.optim.SGD(n.parameters(), lr=0.1) for n in nets]
+    pack = PackedClassifier(nets, nn.CrossEntropyLoss(), optimizers, [None] * 3,
+                            [torch.Generator() for _ in range(3)])
+    scales = (0.01, 1.0, 100.0)  # one run under the limit, two over it
+    for p, (name, _) in zip(pack.stacked.parameters(), nets[0].named_parameters(), strict=True):
+        p.grad = torch.stack([torch.randn_like(p[k]) * scales[k] for k in range(3)])
+        for k, net in enumerate(nets):
+            net.get_parameter(name).grad = p.grad[k].clone()
+    pack.configure_gradient_clipping(None, 0.5, algorithm)
+    for k, net in enumerate(nets):
+        if algorithm == "norm":
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 0.5)
+        else:
+            torch.nn.utils.clip_grad_value_(net.parameters(), 0.5)
+        for p, own in zip(pack.stacked.parameters(), net.parameters(), strict=True):
+            torch.testing.assert_close(p.grad[k], own.grad)

@@ -66,7 +66,7 @@ def train(*overrides: Any, **options: Any) -> TrainResult:
     """Train and test one run, as ``dlhw-train OVERRIDES``; ``resume=RUN_DIR`` continues one."""
     from dlhw.config.overrides import to_overrides
     from dlhw.run.app import run_in_process
-    from dlhw.run.model import load_trained
+    from dlhw.run.evaluate import load_trained
 
     show_errors_as_messages()
     run_dir = run_in_process(to_overrides(overrides, options))
@@ -134,7 +134,14 @@ def compose(*overrides: Any, **options: Any) -> DictConfig:
     with open_dict(cfg):
         cfg.experiment_name = cfg.hydra.runtime.choices.get("experiment")
         del cfg.hydra
-    validate(cfg)
+    from hydra.core.hydra_config import HydraConfig
+
+    hydra_config = HydraConfig.instance()
+    saved, hydra_config.cfg = hydra_config.cfg, None  # no job here: ${hydra:...} stays unresolved
+    try:
+        validate(cfg)
+    finally:
+        hydra_config.cfg = saved
     return cfg
 
 

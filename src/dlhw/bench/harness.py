@@ -133,8 +133,7 @@ def plain_epoch_times(
     """
     from hydra.utils import instantiate
 
-    from dlhw.run.build import build_model
-    from dlhw.run.speed import apply_speed_options
+    from dlhw.run.build import apply_speed_options, build_model
 
     torch.manual_seed(cfg.seed)
     dm = instantiate(cfg.data)

@@ -175,3 +175,28 @@ def evaluate(run_dir: str | Path, overrides: list[str] = (), ckpt_path: str | No
     }
     (run_dir / EVAL_FILE).write_text(json.dumps(out, indent=2))
     return out
+
+
+def load_trained(run_dir: str | Path, ckpt_path: str | None = None):
+    """(network, data module) of the run in ``run_dir``: the network on the CPU in eval mode, the
+    data module set up (its in_shape, classes and loaders are the run's)."""
+    import torch
+    from hydra.utils import instantiate
+
+    from dlhw.run.build import build_model
+
+    run_dir = Path(run_dir)
+    cfg = load_config(run_dir, [])
+    ckpt = find_checkpoint(run_dir, ckpt_path)
+    datamodule = instantiate(cfg.data)
+    datamodule.setup("fit")
+    with torch.random.fork_rng(devices=[]):  # the initialisation is overwritten: keep the RNG
+        _, net = build_model(cfg, datamodule)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True).get("state_dict", {})
+    weights = {k.removeprefix("net."): v for k, v in state.items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint {ckpt} does not match the model of {run_dir}: "
+                        f"{' '.join(str(exc).split())[:400]}") from None
+    return net.eval(), datamodule
