@@ -195,13 +195,17 @@ def train_pack(jobs: list[PackJob], log_extra) -> list[float | None]:
 def job_failed(job: PackJob, exc: BaseException, extra: dict) -> None:
     """One job of a pack refused: one message, results.json failed (a completed run is kept)."""
     log.error("dlhw: error: %s", exc, extra=extra)
-    previous = read_results(job.run_dir)
+    record_failure(job.run_dir, job.cfg.get("seed"), job.overrides, exc)
+
+
+def record_failure(run_dir: Path, seed, overrides: list[str], exc: BaseException) -> None:
+    """results.json status failed, unless the directory holds a completed run (never lose it)."""
+    previous = read_results(run_dir)
     if previous is not None and previous.status == "completed":
         return
-    write_results(job.run_dir, RunResult.create(
-        status="failed", error=f"{type(exc).__name__}: {exc}", seed=job.cfg.get("seed"),
-        overrides=job.overrides, run_dir=str(job.run_dir),
-        previous_status=previous.status if previous is not None else None))
+    write_results(run_dir, RunResult.create(
+        status="failed", error=f"{type(exc).__name__}: {exc}", seed=seed, overrides=overrides,
+        run_dir=str(run_dir), previous_status=previous.status if previous is not None else None))
 
 
 def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> list[float | None]:

@@ -29,7 +29,7 @@ from dlhw.config.validate import validate
 from dlhw.errors import UserError
 from dlhw.lit.guards import RunInterrupted
 from dlhw.run.runner import find_user_error
-from dlhw.sweep.pack_train import PackJob, PackRefused, train_pack
+from dlhw.sweep.pack_train import PackJob, PackRefused, record_failure, train_pack
 from dlhw.sweep.packing import Job, plan_packs
 
 log = logging.getLogger("dlhw")
@@ -219,13 +219,5 @@ def _out_of_memory(exc: BaseException) -> bool:
 
 def _record_failure(members: list[_Prepared], exc: BaseException) -> None:
     """results.json failed for every run of a failed pack (a completed run is kept)."""
-    from dlhw.results import RunResult, read_results, write_results
-
     for p in members:
-        previous = read_results(p.run_dir)
-        if previous is not None and previous.status == "completed":
-            continue
-        write_results(p.run_dir, RunResult.create(
-            status="failed", error=f"{type(exc).__name__}: {exc}", seed=p.resolved.get("seed"),
-            overrides=p.overrides, run_dir=str(p.run_dir),
-            previous_status=previous.status if previous is not None else None))
+        record_failure(p.run_dir, p.resolved.get("seed"), p.overrides, exc)
