@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from dlhw.nn.stackable import MaskedDropout, MatmulRecurrent, stackable
+from dlhw.nn.stackable import MaskedDropout, MatmulRecurrent, PackedConv2d, PackedRecurrent, stackable
 from dlhw.optim.stacked import StackedOptimizer, unsupported_reason
 
 
@@ -32,6 +32,50 @@ def test_matmul_cells_match_torch_forward_and_backward(make) -> None:
     grads_theirs = torch.autograd.grad(theirs, [x, *rnn.parameters()], g)
     for a, b in zip(grads_ours, grads_theirs, strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+class _Holder(nn.Module):
+    """A model around one layer (stackable swaps submodules)."""
+
+    def __init__(self, layer: nn.Module):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        out = self.layer(x)
+        return out[0] if isinstance(out, tuple) else out
+
+
+@pytest.mark.parametrize(("make", "packed", "shape"), [
+    (lambda: nn.LSTM(5, 7, num_layers=2, batch_first=True), PackedRecurrent, (4, 6, 5)),
+    (lambda: nn.GRU(5, 7, batch_first=True), PackedRecurrent, (4, 6, 5)),
+    (lambda: nn.RNN(5, 7, nonlinearity="relu", bias=False, batch_first=True), PackedRecurrent, (4, 6, 5)),
+    (lambda: nn.Conv2d(3, 4, 3, padding=1), PackedConv2d, (4, 3, 8, 8)),
+    (lambda: nn.Conv2d(3, 4, 3, stride=2, bias=False, padding_mode="reflect", padding=1), PackedConv2d, (4, 3, 8, 8)),
+])
+def test_packed_layers_run_each_copy_through_its_own_kernel(make, packed, shape) -> None:
+    """On a CPU, vmap over the stacked layer gives each copy exactly what the layer alone gives,
+    forward and backward, for K batches and for one shared batch (evaluation)."""
+    torch.manual_seed(0)
+    nets = [_Holder(make()) for _ in range(3)]
+    copies = [stackable(n) for n in nets]
+    assert type(copies[0].layer) is packed
+    params, _ = stack_module_state(copies)
+    x = torch.randn(3, *shape, requires_grad=True)
+    out = vmap(lambda p, xb: functional_call(copies[0], p, (xb,)))(params, x)
+    alone = torch.stack([net(x[k]) for k, net in enumerate(nets)])
+    assert torch.equal(out, alone)
+    g = torch.randn_like(out)
+    ours = torch.autograd.grad(out, [x, *params.values()], g)
+    theirs = torch.autograd.grad(alone, [x, *[p for net in nets for p in net.parameters()]], g)
+    per_param = [torch.stack(theirs[1 + i::len(params)]) for i in range(len(params))]
+    torch.testing.assert_close(ours[0], theirs[0], rtol=0, atol=0)
+    for a, b in zip(ours[1:], per_param, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    shared = torch.randn(*shape)
+    with torch.no_grad():
+        out = vmap(lambda p: functional_call(copies[0], p, (shared,)))(params)
+        assert torch.equal(out, torch.stack([net(shared) for net in nets]))
 
 
 def test_vmap_over_stacked_models_gives_each_models_output() -> None:

@@ -2,9 +2,15 @@
 
 ``stackable(net)`` returns a copy of ``net`` in which
 
-- ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` become cells written with matrix products (same parameter
-  names, same equations): vmap has no batching rule for the fused CPU kernels and falls back to
-  one copy after another, while matrix products batch into one ``bmm`` over the K copies;
+- ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` become ``PackedRecurrent`` (same parameter names). vmap
+  has no batching rule for PyTorch's fused recurrent kernels (and no fallback under autograd), so
+  ``PackedRecurrent`` gives vmap its own rule: on a CPU, every copy's slice goes through the fused
+  kernel a run alone uses (the same numbers as alone, and about twice as fast as the matrix
+  cells at LSTM-64 batch 256); on an accelerator, cells written with matrix products batch into
+  one ``bmm`` per time step over the K copies (``MatmulRecurrent``);
+- ``nn.Conv2d`` becomes ``PackedConv2d``: on a CPU each copy convolves by itself, where vmap's
+  own rule makes one grouped convolution that oneDNN computes more slowly (a LeNet step of 16
+  runs at batch 32: 41 against 53 ms on two cores);
 - ``nn.Dropout`` becomes ``MaskedDropout``, which multiplies by a mask handed in from outside, so
   that every copy draws its mask from its own generator exactly as the run alone would
   (``torch.nn.functional.dropout`` on a CPU is ``x * bernoulli(1 - p) / (1 - p)``).
@@ -19,7 +25,7 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import _VF, nn
 
 
 class MaskedDropout(nn.Module):
@@ -59,6 +65,7 @@ class MatmulRecurrent(nn.Module):
         self.hidden_size = rnn.hidden_size
         self.num_layers = rnn.num_layers
         self.bias = rnn.bias
+        self.weight_names = [name for name, _ in rnn.named_parameters()]  # the fused kernels' order
         for name, value in rnn.named_parameters():
             self.register_parameter(name, nn.Parameter(value.detach().clone()))
 
@@ -98,14 +105,89 @@ class MatmulRecurrent(nn.Module):
         return x, None
 
 
+def _is_batched(t: torch.Tensor | None) -> bool:
+    """Whether ``t`` is a vmap BatchedTensor (torch.func's own check)."""
+    return t is not None and torch._C._functorch.is_batchedtensor(t)
+
+
+class _EachRun(torch.autograd.Function):
+    """vmap rule that calls ``op(x, *weights)`` on one run's slices after another; autograd
+    records each call's own backward. Used only under vmap (``each_run``)."""
+
+    @staticmethod
+    def forward(op, x, *weights):
+        return op(x, *weights)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise RuntimeError("each_run differentiates through its vmap rule only")
+
+    @staticmethod
+    def vmap(info, in_dims, op, x, *weights):
+        def runs(t: torch.Tensor | None, dim: int | None) -> tuple:
+            # unbind, not select: its backward is one stack, where K selects would each
+            # zero-fill a gradient of the whole stack
+            return (t,) * info.batch_size if dim is None else t.unbind(dim)
+
+        xs = runs(x, in_dims[1])
+        per_run = list(zip(*(runs(w, d) for w, d in zip(weights, in_dims[2:], strict=True)), strict=True))
+        return torch.stack([op(xs[k], *per_run[k]) for k in range(info.batch_size)]), 0
+
+
+def each_run(op, x: torch.Tensor, *weights: torch.Tensor | None) -> torch.Tensor | None:
+    """``op(x, *weights)`` one run after another when vmap batches x or a weight on a CPU, so
+    that every run goes through the kernel a run alone uses; None where vmap's own rule applies."""
+    if x.device.type != "cpu" or not any(_is_batched(t) for t in (x, *weights)):
+        return None
+    return _EachRun.apply(op, x, *weights)
+
+
+def _fused(mode: str, layers: int, bias: bool, training: bool):
+    """One run of PyTorch's fused recurrent kernel, batch first, as nn.LSTM/GRU/RNN call it."""
+    kernel = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}[mode]
+
+    def op(x: torch.Tensor, *weights: torch.Tensor) -> torch.Tensor:
+        h0 = x.new_zeros(layers, x.shape[0], weights[1].shape[1])
+        hx = (h0, h0) if mode == "LSTM" else h0
+        return kernel(x, hx, list(weights), bias, layers, 0.0, training, False, True)[0]
+
+    return op
+
+
+class PackedRecurrent(MatmulRecurrent):
+    """The recurrent layer of a stacked model: under vmap on a CPU, each run through PyTorch's
+    fused kernel (``each_run``); elsewhere the matrix-product cells of ``MatmulRecurrent``."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        weights = [getattr(self, name) for name in self.weight_names]
+        out = each_run(_fused(self.mode, self.num_layers, self.bias, self.training), x, *weights)
+        return super().forward(x) if out is None else (out, None)
+
+
+class PackedConv2d(nn.Conv2d):
+    """nn.Conv2d whose vmap on a CPU convolves each run by itself (``each_run``): vmap's own rule
+    makes one grouped convolution of the K runs, which oneDNN computes more slowly."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = each_run(self._conv_forward, x, self.weight, self.bias)
+        return super().forward(x) if out is None else out
+
+
 def stackable(net: nn.Module) -> nn.Module:
     """A copy of ``net`` that vmap batches well (see the module doc); the same state-dict keys."""
     net = copy.deepcopy(net)
     for name, module in list(net.named_modules()):
         if isinstance(module, nn.RNNBase):
-            replacement: nn.Module = MatmulRecurrent(module)
+            replacement: nn.Module = PackedRecurrent(module)
         elif isinstance(module, nn.Dropout):
             replacement = MaskedDropout(module.p)
+        elif type(module) is nn.Conv2d:
+            module.__class__ = PackedConv2d  # the copy's own module: same weights, new forward
+            continue
         else:
             continue
         parent_name, _, child = name.rpartition(".")
