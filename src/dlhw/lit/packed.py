@@ -152,6 +152,12 @@ class PackedClassifier(pl.LightningModule):
         params, buffers = self.weights()
         buffers.update(masks or {})
         base = self.stacked
+        if shared_input and x.device.type == "cpu":
+            # evaluation on a CPU: one run after another keeps each run's activations in cache,
+            # where one vmapped pass streams K runs' activations of a 1000-sample batch through memory
+            return torch.stack([
+                functional_call(base, ({n: t[k] for n, t in params.items()}, {n: t[k] for n, t in buffers.items()}), (x,))
+                for k in range(self.k)])
 
         def one(p, b, xb):
             return functional_call(base, (p, b), (xb,))

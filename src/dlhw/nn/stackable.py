@@ -139,9 +139,12 @@ class _EachRun(torch.autograd.Function):
 
 
 def each_run(op, x: torch.Tensor, *weights: torch.Tensor | None) -> torch.Tensor | None:
-    """``op(x, *weights)`` one run after another when vmap batches x or a weight on a CPU, so
-    that every run goes through the kernel a run alone uses; None where vmap's own rule applies."""
-    if x.device.type != "cpu" or not any(_is_batched(t) for t in (x, *weights)):
+    """``op(x, *weights)`` as a run alone computes it: directly when nothing is batched, one run
+    after another when vmap batches x or a weight on a CPU; None under vmap elsewhere (the caller
+    uses vmap's own rule)."""
+    if not any(_is_batched(t) for t in (x, *weights)):
+        return op(x, *weights)
+    if x.device.type != "cpu":
         return None
     return _EachRun.apply(op, x, *weights)
 
@@ -159,8 +162,9 @@ def _fused(mode: str, layers: int, bias: bool, training: bool):
 
 
 class PackedRecurrent(MatmulRecurrent):
-    """The recurrent layer of a stacked model: under vmap on a CPU, each run through PyTorch's
-    fused kernel (``each_run``); elsewhere the matrix-product cells of ``MatmulRecurrent``."""
+    """The recurrent layer of a stacked model: PyTorch's fused kernel for one run, and under vmap
+    on a CPU for each run (``each_run``); under vmap on an accelerator, the matrix-product cells
+    of ``MatmulRecurrent``."""
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         weights = [getattr(self, name) for name in self.weight_names]
