@@ -174,3 +174,46 @@ def test_each_run_of_a_pack_is_clipped_by_its_own_gradient(algorithm: str) -> No
             torch.nn.utils.clip_grad_value_(net.parameters(), 0.5)
         for p, own in zip(pack.stacked.parameters(), net.parameters(), strict=True):
             torch.testing.assert_close(p.grad[k], own.grad)
+
+
+def test_packed_layer_on_one_shared_input_sums_the_runs_gradients() -> None:
+    """x read by every run (not batched by vmap): its gradient is the sum over the runs."""
+    torch.manual_seed(0)
+    nets = [_Holder(nn.LSTM(5, 7, batch_first=True)) for _ in range(3)]
+    copies = [stackable(n) for n in nets]
+    params, _ = stack_module_state(copies)
+    x = torch.randn(4, 6, 5, requires_grad=True)
+    out = vmap(lambda p: functional_call(copies[0], p, (x,)))(params)
+    (gx,) = torch.autograd.grad(out.sum(), [x])
+    (alone,) = torch.autograd.grad(sum(net(x).sum() for net in nets), [x])
+    torch.testing.assert_close(gx, alone)
+
+
+def test_map_runs_keeps_order_grad_mode_and_thread_count() -> None:
+    from dlhw.nn.run_threads import map_runs
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen: list[tuple[int, bool, int]] = []
+
+        def work(i: int) -> int:
+            seen.append((i, torch.is_grad_enabled(), torch.get_num_threads()))
+            return i * i
+
+        with torch.no_grad():
+            assert map_runs(work, 5) == [0, 1, 4, 9, 16]
+        assert sorted(i for i, _, _ in seen) == [0, 1, 2, 3, 4]
+        assert all(not grad and threads == 1 for _, grad, threads in seen)
+        assert torch.get_num_threads() == 2
+
+        def fail(i: int) -> int:
+            if i == 3:
+                raise ValueError("run 3")
+            return i
+
+        with pytest.raises(ValueError, match="run 3"):
+            map_runs(fail, 4)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -12,6 +12,8 @@ next look (every step on a CPU, every ``check_every`` steps on an accelerator): 
 
 from __future__ import annotations
 
+import copy
+import threading
 from collections.abc import Sequence
 
 import pytorch_lightning as pl
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from dlhw.nn.run_threads import map_runs
 from dlhw.nn.stackable import MaskedDropout, stackable
 from dlhw.optim.stacked import StackedOptimizer
 
@@ -111,6 +114,7 @@ class PackedClassifier(pl.LightningModule):
         self.sums: dict[str, torch.Tensor] = {}
         self.epoch_metrics: dict[str, torch.Tensor] = {}
         self._stacked_optimizer: StackedOptimizer | None = None
+        self._thread_nets: dict[int, nn.Module] = {}  # per-thread module copies for evaluation (_run_forward)
 
     # ------------------------------------------------------------------ dropout masks
     def _probe(self, x: torch.Tensor) -> None:
@@ -153,17 +157,24 @@ class PackedClassifier(pl.LightningModule):
         buffers.update(masks or {})
         base = self.stacked
         if shared_input and x.device.type == "cpu":
-            # evaluation on a CPU: one run after another keeps each run's activations in cache,
-            # where one vmapped pass streams K runs' activations of a 1000-sample batch through memory
-            return torch.stack([
-                functional_call(base, ({n: t[k] for n, t in params.items()}, {n: t[k] for n, t in buffers.items()}), (x,))
-                for k in range(self.k)])
+            # evaluation on a CPU: each run by itself keeps its activations in cache, where one
+            # vmapped pass streams K runs' activations of a 1000-sample batch through memory
+            return torch.stack(map_runs(lambda k: self._run_forward(k, params, buffers, x), self.k))
 
         def one(p, b, xb):
             return functional_call(base, (p, b), (xb,))
 
         in_x = None if shared_input else 0
         return vmap(one, in_dims=(0, 0, in_x), randomness="error")(params, buffers, x)
+
+    def _run_forward(self, k: int, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        """Run k's output on x, through this thread's own copy of the stacked module
+        (functional_call swaps a module's tensors in place: threads must not share one)."""
+        net = self._thread_nets.get(threading.get_ident())
+        if net is None:
+            net = self._thread_nets[threading.get_ident()] = copy.deepcopy(self.stacked)
+        net.train(self.stacked.training)
+        return functional_call(net, ({n: t[k] for n, t in params.items()}, {n: t[k] for n, t in buffers.items()}), (x,))
 
     def _losses(self, logits: torch.Tensor, y: torch.Tensor, shared_input: bool) -> torch.Tensor:
         return vmap(self.loss_fn, in_dims=(0, None if shared_input else 0))(logits, y)

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import _VF, nn
 
+from dlhw.nn.run_threads import map_runs
+
 
 class MaskedDropout(nn.Module):
     """Dropout by a given mask (``mask`` already scaled by 1 / (1 - p)); identity in eval mode."""
@@ -111,8 +113,8 @@ def _is_batched(t: torch.Tensor | None) -> bool:
 
 
 class _EachRun(torch.autograd.Function):
-    """vmap rule that calls ``op(x, *weights)`` on one run's slices after another; autograd
-    records each call's own backward. Used only under vmap (``each_run``)."""
+    """vmap rule that calls ``op(x, *weights)`` for each run on its own slices (``_RunGraphs``).
+    Used only under vmap (``each_run``)."""
 
     @staticmethod
     def forward(op, x, *weights):
@@ -128,14 +130,56 @@ class _EachRun(torch.autograd.Function):
 
     @staticmethod
     def vmap(info, in_dims, op, x, *weights):
-        def runs(t: torch.Tensor | None, dim: int | None) -> tuple:
-            # unbind, not select: its backward is one stack, where K selects would each
-            # zero-fill a gradient of the whole stack
-            return (t,) * info.batch_size if dim is None else t.unbind(dim)
+        tensors = (x, *weights)
+        dims = in_dims[1:]
+        leading = [t if t is None or d is None else t.movedim(d, 0) for t, d in zip(tensors, dims, strict=True)]
+        batched = tuple(d is not None for d in dims)
+        return _RunGraphs.apply(op, info.batch_size, batched, torch.is_grad_enabled(), *leading), 0
 
-        xs = runs(x, in_dims[1])
-        per_run = list(zip(*(runs(w, d) for w, d in zip(weights, in_dims[2:], strict=True)), strict=True))
-        return torch.stack([op(xs[k], *per_run[k]) for k in range(info.batch_size)]), 0
+
+class _RunGraphs(torch.autograd.Function):
+    """``op`` on each run's slices (``batched[i]``: tensor i has the runs on dim 0), the runs dealt
+    to threads (``map_runs``). Every run keeps its own autograd graph, and the backward runs them
+    in threads too (the autograd engine would run one run's backward after another)."""
+
+    @staticmethod
+    def forward(ctx, op, k, batched, grad, *tensors):
+        build = grad and any(t is not None and t.requires_grad for t in tensors)
+
+        def piece(t: torch.Tensor | None, runs_first: bool, i: int) -> torch.Tensor | None:
+            if t is None:
+                return None
+            s = t[i] if runs_first else t
+            return s.detach().requires_grad_(s.requires_grad) if build else s
+
+        inputs = [[piece(t, b, i) for t, b in zip(tensors, batched, strict=True)] for i in range(k)]
+        with torch.set_grad_enabled(build):
+            outputs = map_runs(lambda i: op(*inputs[i]), k)
+        if build:
+            ctx.runs, ctx.batched = (inputs, outputs), batched
+        return torch.stack(outputs)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        inputs, outputs = ctx.runs
+        del ctx.runs  # each run's graph is freed by its own backward
+
+        def run_grads(i: int) -> list[torch.Tensor | None]:
+            wanted = [t for t in inputs[i] if t is not None and t.requires_grad]
+            got = iter(torch.autograd.grad(outputs[i], wanted, grad_out[i], allow_unused=True))
+            return [next(got) if t is not None and t.requires_grad else None for t in inputs[i]]
+
+        per_run = map_runs(run_grads, len(outputs))
+        grads: list[torch.Tensor | None] = []
+        for j, runs_first in enumerate(ctx.batched):
+            column = [(g[j], inputs[i][j]) for i, g in enumerate(per_run)]
+            if all(g is None for g, _ in column):
+                grads.append(None)
+            elif runs_first:
+                grads.append(torch.stack([torch.zeros_like(t) if g is None else g for g, t in column]))
+            else:  # one tensor every run read: the sum of their gradients
+                grads.append(sum(g for g, _ in column if g is not None))
+        return None, None, None, None, *grads
 
 
 def each_run(op, x: torch.Tensor, *weights: torch.Tensor | None) -> torch.Tensor | None:
