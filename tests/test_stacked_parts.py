@@ -9,7 +9,13 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from dlhw.nn.stackable import MaskedDropout, MatmulRecurrent, PackedConv2d, PackedRecurrent, stackable
+from dlhw.nn.stackable import (
+    MaskedDropout,
+    MatmulRecurrent,
+    PackedConv2d,
+    PackedRecurrent,
+    stackable,
+)
 from dlhw.optim.stacked import StackedOptimizer, unsupported_reason
 
 
