@@ -12,7 +12,6 @@ from torch.func import functional_call, stack_module_state, vmap
 from dlhw.nn.stackable import (
     MaskedDropout,
     MatmulRecurrent,
-    PackedConv2d,
     PackedRecurrent,
     stackable,
 )
@@ -56,10 +55,8 @@ class _Holder(nn.Module):
     (lambda: nn.LSTM(5, 7, num_layers=2, batch_first=True), PackedRecurrent, (4, 6, 5)),
     (lambda: nn.GRU(5, 7, batch_first=True), PackedRecurrent, (4, 6, 5)),
     (lambda: nn.RNN(5, 7, nonlinearity="relu", bias=False, batch_first=True), PackedRecurrent, (4, 6, 5)),
-    (lambda: nn.Conv2d(3, 4, 3, padding=1), PackedConv2d, (4, 3, 8, 8)),
-    (lambda: nn.Conv2d(3, 4, 3, stride=2, bias=False, padding_mode="reflect", padding=1), PackedConv2d, (4, 3, 8, 8)),
 ])
-def test_packed_layers_run_each_copy_through_its_own_kernel(make, packed, shape) -> None:
+def test_packed_recurrent_layers_run_each_copy_through_its_own_kernel(make, packed, shape) -> None:
     """On a CPU, vmap over the stacked layer gives each copy exactly what the layer alone gives,
     forward and backward, for K batches and for one shared batch (evaluation)."""
     torch.manual_seed(0)

@@ -21,8 +21,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from dlhw.nn.run_threads import map_runs
-from dlhw.nn.stackable import MaskedDropout, stackable
+from dlhw.nn.stackable import MaskedDropout, per_run, stackable
 from dlhw.optim.stacked import StackedOptimizer
 
 STAGES = ("train", "val", "test")
@@ -114,7 +113,7 @@ class PackedClassifier(pl.LightningModule):
         self.sums: dict[str, torch.Tensor] = {}
         self.epoch_metrics: dict[str, torch.Tensor] = {}
         self._stacked_optimizer: StackedOptimizer | None = None
-        self._thread_nets: dict[int, nn.Module] = {}  # per-thread module copies for evaluation (_run_forward)
+        self._thread_nets: dict[int, nn.Module] = {}  # per-thread module copies (_thread_net)
 
     # ------------------------------------------------------------------ dropout masks
     def _probe(self, x: torch.Tensor) -> None:
@@ -152,14 +151,24 @@ class PackedClassifier(pl.LightningModule):
         return params, buffers
 
     def forward(self, x: torch.Tensor, shared_input: bool = False, masks=None) -> torch.Tensor:
-        """Logits (K, N, ...) of the K runs on K batches x (K, N, ...), or on one batch (N, ...)."""
+        """Logits (K, N, ...) of the K runs on K batches x (K, N, ...), or on one batch (N, ...).
+
+        On a CPU every run computes by itself, the runs dealt to threads with one intra-op
+        thread each (``per_run``): the kernels of the run alone, without vmap's batched ones
+        (grouped convolutions; a batched LSTM has no fused kernel) and without streaming K runs'
+        activations through memory. Elsewhere one vmapped pass computes all runs."""
         params, buffers = self.weights()
         buffers.update(masks or {})
+        if x.device.type == "cpu":
+            tensors = {**params, **buffers}
+            names, split = list(tensors), len(params)
+
+            def run(xk: torch.Tensor, *own: torch.Tensor) -> torch.Tensor:
+                return functional_call(self._thread_net(), (dict(zip(names[:split], own[:split], strict=True)),
+                                                             dict(zip(names[split:], own[split:], strict=True))), (xk,))
+
+            return per_run(run, self.k, (not shared_input,) + (True,) * len(tensors), x, *tensors.values())
         base = self.stacked
-        if shared_input and x.device.type == "cpu":
-            # evaluation on a CPU: each run by itself keeps its activations in cache, where one
-            # vmapped pass streams K runs' activations of a 1000-sample batch through memory
-            return torch.stack(map_runs(lambda k: self._run_forward(k, params, buffers, x), self.k))
 
         def one(p, b, xb):
             return functional_call(base, (p, b), (xb,))
@@ -167,14 +176,13 @@ class PackedClassifier(pl.LightningModule):
         in_x = None if shared_input else 0
         return vmap(one, in_dims=(0, 0, in_x), randomness="error")(params, buffers, x)
 
-    def _run_forward(self, k: int, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        """Run k's output on x, through this thread's own copy of the stacked module
-        (functional_call swaps a module's tensors in place: threads must not share one)."""
+    def _thread_net(self) -> nn.Module:
+        """This thread's own copy of the stacked module, in its mode (functional_call swaps a
+        module's tensors in place: threads must not share one)."""
         net = self._thread_nets.get(threading.get_ident())
         if net is None:
             net = self._thread_nets[threading.get_ident()] = copy.deepcopy(self.stacked)
-        net.train(self.stacked.training)
-        return functional_call(net, ({n: t[k] for n, t in params.items()}, {n: t[k] for n, t in buffers.items()}), (x,))
+        return net.train(self.stacked.training)
 
     def _losses(self, logits: torch.Tensor, y: torch.Tensor, shared_input: bool) -> torch.Tensor:
         return vmap(self.loss_fn, in_dims=(0, None if shared_input else 0))(logits, y)

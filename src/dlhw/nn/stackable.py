@@ -1,22 +1,19 @@
-"""Layers that ``torch.func.vmap`` batches over K stacked copies of a model (packed runs).
+"""Layers of a model stacked K times (packed runs), and ``per_run``.
 
 ``stackable(net)`` returns a copy of ``net`` in which
 
 - ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` become ``PackedRecurrent`` (same parameter names). vmap
   has no batching rule for PyTorch's fused recurrent kernels (and no fallback under autograd), so
-  ``PackedRecurrent`` gives vmap its own rule: on a CPU, every copy's slice goes through the fused
-  kernel a run alone uses (the same numbers as alone, and about twice as fast as the matrix
-  cells at LSTM-64 batch 256); on an accelerator, cells written with matrix products batch into
-  one ``bmm`` per time step over the K copies (``MatmulRecurrent``);
-- ``nn.Conv2d`` becomes ``PackedConv2d``: on a CPU each copy convolves by itself, where vmap's
-  own rule makes one grouped convolution that oneDNN computes more slowly (a LeNet step of 16
-  runs at batch 32: 41 against 53 ms on two cores);
+  ``PackedRecurrent`` gives vmap its own rule: on a CPU every copy's slice goes through the fused
+  kernel a run alone uses (``each_run``); on an accelerator, cells written with matrix products
+  batch into one ``bmm`` per time step over the K copies (``MatmulRecurrent``);
 - ``nn.Dropout`` becomes ``MaskedDropout``, which multiplies by a mask handed in from outside, so
   that every copy draws its mask from its own generator exactly as the run alone would
   (``torch.nn.functional.dropout`` on a CPU is ``x * bernoulli(1 - p) / (1 - p)``).
 
 The copy keeps the state-dict keys of ``net``, so stacked weights slice back into ordinary
-state dicts of the original model.
+state dicts of the original model. ``per_run`` computes K runs one by one, each with its own
+autograd graph, dealt to threads on a CPU: how a pack trains on a CPU (``dlhw.lit.packed``).
 """
 
 from __future__ import annotations
@@ -153,8 +150,10 @@ class _RunGraphs(torch.autograd.Function):
             return s.detach().requires_grad_(s.requires_grad) if build else s
 
         inputs = [[piece(t, b, i) for t, b in zip(tensors, batched, strict=True)] for i in range(k)]
+        spread = map_runs if tensors[0].device.type == "cpu" else (lambda fn, n: [fn(i) for i in range(n)])
         with torch.set_grad_enabled(build):
-            outputs = map_runs(lambda i: op(*inputs[i]), k)
+            outputs = spread(lambda i: op(*inputs[i]), k)
+        ctx.spread = spread
         if build:
             ctx.runs, ctx.batched = (inputs, outputs), batched
         return torch.stack(outputs)
@@ -169,7 +168,7 @@ class _RunGraphs(torch.autograd.Function):
             got = iter(torch.autograd.grad(outputs[i], wanted, grad_out[i], allow_unused=True))
             return [next(got) if t is not None and t.requires_grad else None for t in inputs[i]]
 
-        per_run = map_runs(run_grads, len(outputs))
+        per_run = ctx.spread(run_grads, len(outputs))
         grads: list[torch.Tensor | None] = []
         for j, runs_first in enumerate(ctx.batched):
             column = [(g[j], inputs[i][j]) for i, g in enumerate(per_run)]
@@ -182,13 +181,20 @@ class _RunGraphs(torch.autograd.Function):
         return None, None, None, None, *grads
 
 
-def each_run(op, x: torch.Tensor, *weights: torch.Tensor | None) -> torch.Tensor | None:
-    """``op(x, *weights)`` as a run alone computes it: directly when nothing is batched, one run
-    after another when vmap batches x or a weight on a CPU; None under vmap elsewhere (the caller
-    uses vmap's own rule)."""
+def per_run(op, k: int, batched: tuple[bool, ...], *tensors: torch.Tensor | None) -> torch.Tensor:
+    """``op`` on each of k runs' own tensors (``batched[i]``: tensor i holds the runs on dim 0,
+    else every run reads it whole), outputs stacked; on a CPU the runs are dealt to threads
+    (``map_runs``). Each run keeps its own autograd graph; the backward runs per run too."""
+    return _RunGraphs.apply(op, k, batched, torch.is_grad_enabled(), *tensors)
+
+
+def each_run(op, x: torch.Tensor, *weights: torch.Tensor | None, accelerator: bool = False) -> torch.Tensor | None:
+    """``op(x, *weights)`` as a run alone computes it: directly when nothing is batched, each run
+    by itself when vmap batches x or a weight on a CPU (or on an accelerator with
+    ``accelerator=True``); None otherwise (the caller uses vmap's own rule)."""
     if not any(_is_batched(t) for t in (x, *weights)):
         return op(x, *weights)
-    if x.device.type != "cpu":
+    if x.device.type != "cpu" and not accelerator:
         return None
     return _EachRun.apply(op, x, *weights)
 
@@ -208,21 +214,16 @@ def _fused(mode: str, layers: int, bias: bool, training: bool):
 class PackedRecurrent(MatmulRecurrent):
     """The recurrent layer of a stacked model: PyTorch's fused kernel for one run, and under vmap
     on a CPU for each run (``each_run``); under vmap on an accelerator, the matrix-product cells
-    of ``MatmulRecurrent``."""
+    of ``MatmulRecurrent`` (or each run's fused kernel with ``accelerator_kernel = "each-run"``,
+    which scripts/bench_pack_step.py compares)."""
+
+    accelerator_kernel = "matmul"
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
         weights = [getattr(self, name) for name in self.weight_names]
-        out = each_run(_fused(self.mode, self.num_layers, self.bias, self.training), x, *weights)
+        out = each_run(_fused(self.mode, self.num_layers, self.bias, self.training), x, *weights,
+                       accelerator=self.accelerator_kernel == "each-run")
         return super().forward(x) if out is None else (out, None)
-
-
-class PackedConv2d(nn.Conv2d):
-    """nn.Conv2d whose vmap on a CPU convolves each run by itself (``each_run``): vmap's own rule
-    makes one grouped convolution of the K runs, which oneDNN computes more slowly."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = each_run(self._conv_forward, x, self.weight, self.bias)
-        return super().forward(x) if out is None else out
 
 
 def stackable(net: nn.Module) -> nn.Module:
@@ -233,9 +234,6 @@ def stackable(net: nn.Module) -> nn.Module:
             replacement: nn.Module = PackedRecurrent(module)
         elif isinstance(module, nn.Dropout):
             replacement = MaskedDropout(module.p)
-        elif type(module) is nn.Conv2d:
-            module.__class__ = PackedConv2d  # the copy's own module: same weights, new forward
-            continue
         else:
             continue
         parent_name, _, child = name.rpartition(".")
