@@ -93,6 +93,7 @@ def packed_step(name: str, k: int, device, batch):
     module = PackedClassifier(nets, nn.CrossEntropyLoss(), [optimizer(name, n.parameters()) for n in nets],
                               [None] * k, [torch.Generator().manual_seed(i) for i in range(k)]).to(device)
     opt = module.configure_optimizers()
+    module.check_every = 10**9  # outside Lightning global_step stays 0: no look for diverged runs every step
     module.train()
 
     def step():

@@ -4,10 +4,14 @@
 #      one run after another (scripts/bench_pack.py --gpu; target: packed >= 8x the throughput);
 #   2. GPU epoch times of LeNet CIFAR-10, VGG11 (bf16, channels_last) and LSTM-64 on rows
 #      (scripts/bench_gpu.py);
-#   3. vgg11_cifar10 at its full recipe (30 epochs) on the real CIFAR-10 JPEG archive, with its report.
+#   3. vgg11_cifar10 at its full recipe (30 epochs) on the real CIFAR-10 JPEG archive, with its report;
+#   4. one packed training step against one run's step, with the pack's top GPU operators, and the
+#      LSTM pack with each run's cuDNN kernel instead of matrix-product cells
+#      (scripts/bench_pack_step.py --gpu; where the pack's time goes).
 # Every figure goes to a file under $OUT (or ./gpu-checks). A failing step fails the script (exit 1)
 # after the others ran; without a CUDA device or the CIFAR-10 archive it stops at once.
-# Measured: 435 s on one H200 (BENCHMARKS.md, section 5).
+# Measured: 435 s on one H200 for steps 1-3 with 20,000 samples in step 1 (BENCHMARKS.md, section 5);
+# step 4 adds about a minute, the 15,000 samples of step 1 take about half a minute less.
 #
 # Prepare the wheels the device lacks, here, in .whl/ (git-ignored), then carry .whl and the data:
 #   python -m pip wheel --no-deps -w .whl . hydra-core==1.3.2 omegaconf==2.3.0 antlr4-python3-runtime==4.9.3
@@ -39,7 +43,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log to $out/NAM
     [ "$rc" -eq 0 ] || failed=1
 }
 step bench_pack_gpu "${PACK_S:-200}" python3 scripts/bench_pack.py --gpu --studies lenet --repeats 1 \
-    --epochs 1 --train-samples "${PACK_SAMPLES:-20000}" --json "$out/bench_pack_gpu.json"
+    --epochs 1 --train-samples "${PACK_SAMPLES:-15000}" --json "$out/bench_pack_gpu.json"
 step bench_gpu "${EPOCH_S:-90}" python3 scripts/bench_gpu.py --epochs 3
 step vgg11_cifar10 "${VGG_S:-240}" python3 -m dlhw.cli.train experiment=vgg11_cifar10 trainer=gpu \
     trainer.precision=bf16-mixed channels_last=true data=cifar10_jpeg \
@@ -50,5 +54,9 @@ if [ -f /tmp/vgg11/results.json ]; then
     cp /tmp/vgg11/results.json "$out/vgg11_results.json"
     tar -czf "$out/vgg11_report.tgz" -C /tmp/vgg11 --exclude=checkpoints --exclude=tensorboard . || failed=1
 fi
-grep -h -E "ratio|gap|s/epoch|Test accuracy" "$out"/*.txt
+step pack_step_gpu "${STEP_S:-90}" python3 scripts/bench_pack_step.py --gpu --profile \
+    --json "$out/pack_step_gpu.json"
+step pack_step_gpu_lstm_each_run "${STEP_S:-90}" python3 scripts/bench_pack_step.py --gpu --cases lstm \
+    --rnn-kernel each-run --json "$out/pack_step_gpu_lstm_each_run.json"
+grep -h -E "ratio|gap|s/epoch|Test accuracy|throughput" "$out"/*.txt
 exit $failed

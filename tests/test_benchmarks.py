@@ -11,6 +11,7 @@ the GPU cases on the CPU are marked slow.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import statistics
@@ -166,6 +167,23 @@ def test_bench_layout_tiny_prints_a_ratio_per_model(capsys, keep_threads) -> Non
         ratio_figures(line, "nhwc", "nchw")
     with pytest.raises(SystemExit):
         script("bench_layout").main(["--cases", "no_such_model"])
+
+
+def test_bench_pack_step_prints_each_cases_throughput_from_its_timings(tmp_path: Path, capsys, keep_threads) -> None:
+    figures_file = tmp_path / "step.json"
+    assert script("bench_pack_step").main(["--k", "3", "--steps", "3", "--repeats", "1",
+                                           "--json", str(figures_file)]) == 0
+    out = capsys.readouterr().out
+    figures = json.loads(figures_file.read_text())["cases"]
+    for case in ("lenet", "mlp", "lstm"):
+        ms = figures[case]["ms"]
+        assert figures[case]["pack_vs_one_after_another"] == pytest.approx(3 * ms["alone"] / ms["pack"])
+        assert figures[case]["pack_vs_runs_on_the_cores"] == pytest.approx(
+            3 * ms["alone_1_thread"] / torch.get_num_threads() / ms["pack"])
+        m = re.search(rf"{case}: one run (\d+\.\d+) ms/step, pack of 3 (\d+\.\d+) ms/step: "
+                      rf"throughput (\d+\.\d+)x", out)
+        assert m and float(m.group(1)) == pytest.approx(ms["alone"], abs=0.006)
+        assert float(m.group(3)) == pytest.approx(figures[case]["pack_vs_one_after_another"], abs=0.006)
 
 
 # ----------------------------------------------------------------------------- injected timings
