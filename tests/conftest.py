@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: one thread avoids oversubscription
+# A suite started in the background of a non-interactive shell ignores SIGINT, and so would every
+# dlhw-train it starts: the Ctrl+C tests need the default disposition in their children.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
