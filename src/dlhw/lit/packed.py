@@ -1,9 +1,10 @@
 """K runs of one model shape trained as one stacked model (``hydra/launcher=packed``).
 
-The weights of the K runs are stacked on a leading axis; one forward is ``vmap`` over
-``functional_call`` with K batches, one backward of the summed losses gives every slice exactly
-its own gradient (the runs share no tensor), and one ``StackedOptimizer`` step updates all runs
-with their own hyperparameters. Per run: its own batches (its seed's data order and
+The weights of the K runs are stacked on a leading axis. On an accelerator one forward is
+``vmap`` over ``functional_call`` with K batches; on a CPU each run computes by itself on its
+slices, the runs dealt to threads (``dlhw.nn.stackable.per_run``). One backward of the summed
+losses gives every slice exactly its own gradient (the runs share no tensor), and one
+``StackedOptimizer`` step updates all runs with their own hyperparameters. Per run: its own batches (its seed's data order and
 augmentation), its own dropout masks (drawn from its own generator as the run alone draws them),
 its own BatchNorm statistics, gradient-norm clipping and learning-rate schedule. A run whose loss
 turns non-finite leaves the summed loss at once (on the device) and its slice is frozen at the
@@ -180,8 +181,10 @@ class PackedClassifier(pl.LightningModule):
         """This thread's own copy of the stacked module, in its mode (functional_call swaps a
         module's tensors in place: threads must not share one)."""
         net = self._thread_nets.get(threading.get_ident())
-        if net is None:
-            net = self._thread_nets[threading.get_ident()] = copy.deepcopy(self.stacked)
+        if net is None:  # the structure only: functional_call hands in every tensor
+            empty = {id(t): nn.Parameter(t.new_empty(0), t.requires_grad) if isinstance(t, nn.Parameter)
+                     else t.new_empty(0) for t in (*self.stacked.parameters(), *self.stacked.buffers())}
+            net = self._thread_nets[threading.get_ident()] = copy.deepcopy(self.stacked, empty)
         return net.train(self.stacked.training)
 
     def _losses(self, logits: torch.Tensor, y: torch.Tensor, shared_input: bool) -> torch.Tensor:

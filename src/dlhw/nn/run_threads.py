@@ -1,10 +1,11 @@
 """The per-run work of a pack spread over a CPU's cores, one intra-op thread per worker.
 
-A pack on a CPU calls some kernels once per run (``dlhw.nn.stackable.each_run``, and the
-evaluation pass). One run after another, each kernel gets all intra-op threads, which small kernels
-use poorly (PyTorch's fused LSTM at batch 256 runs 1.4x faster on two threads than on one). Here
-the K runs are dealt to ``torch.get_num_threads()`` threads instead, each running whole runs on
-one intra-op thread, as the workers of a joblib sweep do; PyTorch's kernels release the GIL.
+A pack on a CPU computes each run by itself (``dlhw.nn.stackable.per_run``). One run after
+another, every kernel would get all intra-op threads, which small kernels use poorly (PyTorch's
+fused LSTM at batch 256 runs 1.4x faster on two threads than on one). Here the K runs are dealt
+to ``torch.get_num_threads()`` threads instead, each running whole runs on one intra-op thread,
+as the workers of a joblib sweep do. PyTorch's kernels and the autograd engine release Python's
+interpreter lock; the Python between them does not, which is what two processes avoid.
 """
 
 from __future__ import annotations
