@@ -147,6 +147,29 @@ def test_jobs_that_cannot_pack_train_alone_and_say_why(tmp_path: Path) -> None:
     assert [read_results(j)["status"] for j in _jobs(tmp_path / "s")] == ["completed", "completed"]
 
 
+def test_the_launcher_takes_each_job_config_the_sweeper_composed_to_validate_it() -> None:
+    from omegaconf import OmegaConf
+
+    from dlhw.sweep.packed import _job_config, keep_validated_configs
+
+    class Loader:
+        calls = 0
+
+        def load_sweep_config(self, master_config, sweep_overrides):
+            self.calls += 1
+            return OmegaConf.create({"overrides": list(sweep_overrides)})
+
+    loader, master = Loader(), OmegaConf.create({})
+    keep_validated_configs(loader)
+    keep_validated_configs(loader)  # once per loader
+    validated = loader.load_sweep_config(master, ["seed=1"])  # Hydra's validation of the batch
+    taken = _job_config(loader, master, ["seed=1"])
+    assert loader.calls == 1 and taken == validated and taken is not validated  # a copy
+    assert _job_config(loader, master, ["seed=1"]) == validated and loader.calls == 2  # handed out once
+    assert _job_config(loader, master, ["seed=2"]).overrides == ["seed=2"] and loader.calls == 3
+    assert loader._dlhw_kept == {}  # the launcher's own compositions are not kept
+
+
 def test_plan_names_the_key_that_splits_a_pack(make_cfg) -> None:
     jobs = [Job(i, str(i), make_cfg(overrides)) for i, overrides in enumerate(
         [["seed=0"], ["seed=1"], ["seed=2", "data.batch_size=64"], ["optimizer=sgd_scratch"],

@@ -23,6 +23,9 @@ class PackedLauncher(Launcher):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
+        from dlhw.sweep.packed import keep_validated_configs
+
+        keep_validated_configs(hydra_context.config_loader)  # the sweeper's validation composes each job once
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from dlhw.sweep.packed import launch
