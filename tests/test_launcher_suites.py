@@ -1,22 +1,16 @@
-"""Hydra's own test suites for launchers (hydra.test_utils.launcher_common_tests), run against
-dlhw's launchers: jobs of plain Hydra apps, not dlhw runs, so the packed launcher runs them as
-ordinary jobs, one after another."""
+"""Hydra's launcher test suites (tests/hydra_launcher_suites.py) pass for hydra/launcher=packed.
+They run in a pytest process of their own: they change Hydra's global state."""
 
 from __future__ import annotations
 
-import pytest
-from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
-
-DLHW_CONF = "hydra.searchpath=[pkg://dlhw.conf]"  # where hydra/launcher=packed is found
-
-
-@pytest.mark.parametrize(("launcher_name", "overrides"), [("packed", [DLHW_CONF])])
-class TestPackedLauncher(LauncherTestSuite):
-    pass
+import subprocess
+import sys
+from pathlib import Path
 
 
-@pytest.mark.parametrize(("task_launcher_cfg", "extra_flags"), [
-    ({}, ["-m", "hydra/job_logging=hydra_debug", "hydra/job_logging=disabled", "hydra/launcher=packed", DLHW_CONF]),
-])
-class TestPackedLauncherIntegration(IntegrationTestSuite):
-    pass
+def test_hydras_launcher_suites_pass_for_the_packed_launcher(tmp_path: Path) -> None:
+    suites = Path(__file__).with_name("hydra_launcher_suites.py")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suites)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "20 passed" in proc.stdout, proc.stdout[-2000:]

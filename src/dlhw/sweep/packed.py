@@ -42,11 +42,12 @@ def keep_validated_configs(loader) -> None:
     if hasattr(loader, "_dlhw_kept"):
         return
     compose = loader.load_sweep_config
-    kept: dict[tuple, DictConfig] = {}
+    kept: dict[tuple, tuple[DictConfig, DictConfig]] = {}
 
     def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
         config = compose(master_config, sweep_overrides)
-        kept[(id(master_config), tuple(sweep_overrides))] = copy.deepcopy(config)
+        # the master config is kept too, so that its id cannot name another config meanwhile
+        kept[(id(master_config), tuple(sweep_overrides))] = (master_config, copy.deepcopy(config))
         return config
 
     loader.load_sweep_config = load_sweep_config
@@ -55,8 +56,8 @@ def keep_validated_configs(loader) -> None:
 
 def _job_config(loader, config: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """A job's config: the copy kept from the sweeper's validation (handed out once), else composed."""
-    found = getattr(loader, "_dlhw_kept", {}).pop((id(config), tuple(overrides)), None)
-    if found is not None:
+    master, found = getattr(loader, "_dlhw_kept", {}).pop((id(config), tuple(overrides)), (None, None))
+    if master is config:
         return found
     return getattr(loader, "_dlhw_compose", loader.load_sweep_config)(config, list(overrides))
 
@@ -149,6 +150,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
             sweep_config.hydra.job.id = idx
             sweep_config.hydra.job.num = idx
         prepared[idx] = _Prepared(idx, sweep_config)
+    getattr(launcher.hydra_context.config_loader, "_dlhw_kept", {}).clear()  # nothing outlives its batch
     jobs, invalid = [], []
     for idx, p in prepared.items():
         try:
