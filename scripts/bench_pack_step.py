@@ -4,8 +4,9 @@ process, data loading or Lightning around them (``scripts/bench_pack.py`` measur
 
 For LeNet on CIFAR-10 shapes (batch 32, SGD), the MLP of mlp_mnist (batch 64, SGD) and LSTM-64
 on MNIST rows (batch 256, Adam), it times the forward, backward and optimizer step of one run
-alone and of a ``PackedClassifier`` of K runs, on synthetic batches, in interleaved repeats, and
-prints the throughput of the pack against one run after another. On a CPU it also times the run
+alone and of a ``PackedClassifier`` of K runs, on synthetic batches, in interleaved repeats (the
+order alternating every round), and prints the throughput of the pack against one run after
+another. On a CPU it also times the run
 alone on one intra-op thread and prints the pack against K runs spread over the cores (what a
 joblib sweep with one thread per worker does). ``--profile`` prints the pack's top operators.
 ``--rnn-kernel each-run`` makes a pack on a GPU run each run's fused (cuDNN) recurrent kernel
@@ -23,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as dlhw-train does, before torch loads
@@ -65,6 +67,17 @@ def timed(step, steps: int, sync) -> float:
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def one_thread(measure, threads: int) -> float:
+    """``measure()`` with one intra-op thread, then ``threads`` again."""
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        return measure()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def alone_step(name: str, device, batch):
@@ -139,15 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         batch = (x, torch.randint(0, 10, (a.k, size), device=device))
         pack, module = packed_step(name, a.k, device, batch)
         alone = alone_step(name, device, batch)
-        t = {"alone": [], "pack": [], "alone_1_thread": []}
-        for _ in range(a.repeats):
-            t["alone"].append(timed(alone, a.steps, sync))
-            t["pack"].append(timed(pack, max(a.steps // 4, 5), sync))
-            if not a.gpu:
-                torch.set_num_threads(1)
-                t["alone_1_thread"].append(timed(alone, a.steps, sync))
-                torch.set_num_threads(threads)
-        med = {side: statistics.median(v) for side, v in t.items() if v}
+        sides = {"alone": partial(timed, alone, a.steps, sync), "pack": partial(timed, pack, max(a.steps // 4, 5), sync)}
+        if not a.gpu:
+            sides["alone_1_thread"] = partial(one_thread, sides["alone"], threads)
+        t = bench.interleaved(sides, a.repeats)  # the order of the sides alternates every round
+        med = {side: statistics.median(v) for side, v in t.items()}
         line = {"ms": {side: 1e3 * v for side, v in med.items()},
                 "pack_vs_one_after_another": a.k * med["alone"] / med["pack"]}
         print(f"{name}: one run {1e3 * med['alone']:.2f} ms/step, pack of {a.k} {1e3 * med['pack']:.1f} ms/step: "

@@ -4,11 +4,12 @@ The weights of the K runs are stacked on a leading axis. On an accelerator one f
 ``vmap`` over ``functional_call`` with K batches; on a CPU each run computes by itself on its
 slices, the runs dealt to threads (``dlhw.nn.stackable.per_run``). One backward of the summed
 losses gives every slice exactly its own gradient (the runs share no tensor), and one
-``StackedOptimizer`` step updates all runs with their own hyperparameters. Per run: its own batches (its seed's data order and
-augmentation), its own dropout masks (drawn from its own generator as the run alone draws them),
-its own BatchNorm statistics, gradient-norm clipping and learning-rate schedule. A run whose loss
-turns non-finite leaves the summed loss at once (on the device) and its slice is frozen at the
-next look (every step on a CPU, every ``check_every`` steps on an accelerator): the others go on.
+``StackedOptimizer`` step updates all runs with their own hyperparameters. Per run: its own
+batches (its seed's data order and augmentation), its own dropout masks (drawn from its own
+generator as the run alone draws them), its own BatchNorm statistics, gradient-norm clipping and
+learning-rate schedule. A run whose loss turns non-finite leaves the summed loss at once (on the
+device) and its slice is frozen at the next look (every step on a CPU, every ``check_every``
+steps on an accelerator): the others go on.
 """
 
 from __future__ import annotations

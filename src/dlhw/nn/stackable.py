@@ -131,7 +131,7 @@ class _EachRun(torch.autograd.Function):
         dims = in_dims[1:]
         leading = [t if t is None or d is None else t.movedim(d, 0) for t, d in zip(tensors, dims, strict=True)]
         batched = tuple(d is not None for d in dims)
-        return _RunGraphs.apply(op, info.batch_size, batched, torch.is_grad_enabled(), *leading), 0
+        return per_run(op, info.batch_size, batched, *leading), 0
 
 
 class _RunGraphs(torch.autograd.Function):
