@@ -110,10 +110,11 @@ def packed_step(name: str, k: int, device, batch):
     module.train()
 
     def step():
-        loss = module.training_step(batch, 0)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss = module.training_step(batch, 0)  # None on a CPU: every run has taken its own step
+        if loss is not None:
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
 
     return step, module
 

@@ -1,10 +1,12 @@
 """K runs of one model shape trained as one stacked model (``hydra/launcher=packed``).
 
 The weights of the K runs are stacked on a leading axis. On an accelerator one forward is
-``vmap`` over ``functional_call`` with K batches; on a CPU each run computes by itself on its
-slices, the runs dealt to threads (``dlhw.nn.stackable.per_run``). One backward of the summed
-losses gives every slice exactly its own gradient (the runs share no tensor), and one
-``StackedOptimizer`` step updates all runs with their own hyperparameters. Per run: its own
+``vmap`` over ``functional_call`` with K batches, one backward of the summed losses gives every
+slice exactly its own gradient (the runs share no tensor), and one ``StackedOptimizer`` step
+updates all runs with their own hyperparameters. On a CPU every run takes its whole step by
+itself, the runs dealt to threads with one intra-op thread each (``dlhw.nn.run_threads``): its
+own network, whose weights are views of its slices, its forward, backward, clipping and its own
+optimizer's step, as the run alone takes them and with its working set in the cache. Per run: its own
 batches (its seed's data order and augmentation), its own dropout masks (drawn from its own
 generator as the run alone draws them), its own BatchNorm statistics, gradient-norm clipping and
 learning-rate schedule. A run whose loss turns non-finite leaves the summed loss at once (on the
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from dlhw.nn.run_threads import map_runs
 from dlhw.nn.stackable import MaskedDropout, per_run, stackable
 from dlhw.optim.stacked import StackedOptimizer
 
@@ -103,6 +106,8 @@ class PackedClassifier(pl.LightningModule):
             _set(self.stacked, name, nn.Parameter(value.detach().clone()))
         for name, value in buffers.items():
             _set(self.stacked, name, value.clone())
+        self._run_nets = _run_views(nets, copies, self.stacked)  # a list: not submodules
+        self._runs_step = False  # set where the optimizer is made: on a CPU every run steps itself
         self._dropouts = [(n, m) for n, m in self.stacked.named_modules()
                           if isinstance(m, MaskedDropout) and m.p > 0]
         # each run's own rate per dropout layer (a pack's runs may differ in model.dropout)
@@ -215,13 +220,16 @@ class PackedClassifier(pl.LightningModule):
             self.log(f"{stage}/acc_mean", (sums[1] / sums[2]).mean(), prog_bar=stage != "test")
 
     # ------------------------------------------------------------------ steps
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor | None:
         x, y = batch  # (K, N, ...), (K, N)
         if self._probe_nets:
             self._probe(x[0])
-        masks = self._masks(x.shape[1], x.device) if self._dropout_order else None
-        logits = self(x, masks=masks)
-        losses = self._losses(logits, y, shared_input=False)
+        if self._runs_step:
+            losses, logits = self._step_each_run(x, y)
+        else:
+            masks = self._masks(x.shape[1], x.device) if self._dropout_order else None
+            logits = self(x, masks=masks)
+            losses = self._losses(logits, y, shared_input=False)
         finite = torch.isfinite(losses.detach())
         newly_bad = self.active & ~finite
         self.first_bad_step.copy_(torch.where(newly_bad, self.global_step, self.first_bad_step))
@@ -229,7 +237,44 @@ class PackedClassifier(pl.LightningModule):
         if x.device.type == "cpu" or self.global_step % self.check_every == 0:
             self.freeze_diverged()  # on an accelerator a look is a sync: every check_every steps
         self._accumulate("train", torch.where(self.active, losses, 0.0), logits.detach(), y)
+        if self._runs_step:
+            return None  # every run has stepped: nothing for Lightning to differentiate
         return torch.where(self.active, losses, torch.zeros_like(losses)).sum()
+
+    def _step_each_run(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every active run's whole training step on its own batch, in threads (see the module
+        doc); the K losses and logits. A run whose loss is not finite takes no step."""
+        clip = self.trainer.gradient_clip_val if self._trainer is not None else None
+        by_value = self._trainer is not None and self.trainer.gradient_clip_algorithm == "value"
+        active, training = self.active.tolist(), self.stacked.training
+
+        def step(k: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+            if not active[k]:
+                return None
+            net, optimizer = self._run_nets[k], self.run_optimizers[k]
+            net.train(training)
+            for name in self._dropout_order:  # drawn in the order the run alone draws them
+                shape = (x.shape[1],) + self._dropout_shapes[name]
+                mask = MaskedDropout.draw(shape, self._dropout_p[name][k], self.generators[k], x.device)
+                net.get_submodule(name).mask = mask
+            logits = net(x[k])
+            loss = self.loss_fn(logits, y[k])
+            if torch.isfinite(loss):
+                optimizer.zero_grad()
+                loss.backward()
+                params = [p for group in optimizer.param_groups for p in group["params"]]
+                if clip and by_value:
+                    torch.nn.utils.clip_grad_value_(params, clip)
+                elif clip:
+                    torch.nn.utils.clip_grad_norm_(params, clip)
+                optimizer.step()
+            return loss.detach(), logits.detach()
+
+        done = map_runs(step, self.k)
+        like = next(d for d in done if d is not None)[1]
+        losses = torch.stack([torch.zeros(()) if d is None else d[0] for d in done])
+        logits = torch.stack([torch.zeros_like(like) if d is None else d[1] for d in done])
+        return losses, logits
 
     def freeze_diverged(self) -> list[int]:
         """Hand the runs that diverged to the optimizer, which leaves their slices as they are."""
@@ -259,7 +304,7 @@ class PackedClassifier(pl.LightningModule):
 
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
         """Each run clipped by its own gradient norm (or values), as the run alone is clipped."""
-        if not gradient_clip_val:
+        if not gradient_clip_val or self._runs_step:  # runs that step themselves clip themselves
             return
         grads = [p.grad for p in self.stacked.parameters() if p.grad is not None]
         if gradient_clip_algorithm == "value":
@@ -272,7 +317,11 @@ class PackedClassifier(pl.LightningModule):
             g.mul_(coef.view((-1,) + (1,) * (g.dim() - 1)))
 
     def configure_optimizers(self):
-        optimizer = StackedOptimizer(list(self.stacked.parameters()), self.run_optimizers)
+        # on a CPU every run steps itself; gradients accumulated over batches go the stacked way
+        self._runs_step = self.device.type == "cpu" and (
+            self._trainer is None or self.trainer.accumulate_grad_batches == 1)
+        optimizer = StackedOptimizer(list(self.stacked.parameters()), self.run_optimizers,
+                                     runs_step=self._runs_step)
         self._stacked_optimizer = optimizer
         if all(s is None for s in self.schedules):
             return optimizer
@@ -306,6 +355,19 @@ class PackedClassifier(pl.LightningModule):
             for name, target in own.items():
                 if prefix + name in state:
                     target[k].copy_(state[prefix + name])
+
+
+def _run_views(nets: Sequence[nn.Module], copies: Sequence[nn.Module], stacked: nn.Module) -> list[nn.Module]:
+    """Each run's network for its own steps: its stackable copy holding the run's own parameter
+    and buffer objects (those its optimizer steps), their data made views of its stacked slices."""
+    for k, (net, copy_) in enumerate(zip(nets, copies, strict=True)):
+        for name, p in net.named_parameters():
+            p.data = stacked.get_parameter(name).data[k]
+            _set(copy_, name, p)
+        for name, b in net.named_buffers():
+            b.data = stacked.get_buffer(name).data[k]
+            _set(copy_, name, b)
+    return list(copies)
 
 
 def _set(module: nn.Module, dotted: str, value) -> None:

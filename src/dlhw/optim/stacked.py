@@ -6,6 +6,10 @@ in one step. The updates are PyTorch's own equations (SGD, Adam, AdamW, RMSprop)
 follows the run alone; ``state_of(k)`` / ``load_run_state`` convert to and from the state dict of
 the run's own ``torch.optim`` optimizer. A run listed in ``frozen`` (it diverged) keeps its
 parameters and state unchanged.
+
+With ``runs_step=True`` (a pack on a CPU) every run steps its own optimizer, whose parameters
+are views of its slices; this class then only stands for them before Lightning: its step runs
+the closure, its state dict is the runs' own.
 """
 
 from __future__ import annotations
@@ -50,9 +54,11 @@ class StackedOptimizer(torch.optim.Optimizer):
         params: the stacked parameters (each of shape (K, ...)), in the order of the run's model.
         runs: one torch.optim optimizer per run (all of one kind); their param groups hold each
             run's settings and are re-read by ``sync()`` (after a learning-rate schedule steps).
+        runs_step: the runs step their own optimizers (see the module doc).
     """
 
-    def __init__(self, params: Sequence[torch.Tensor], runs: Sequence[torch.optim.Optimizer]):
+    def __init__(self, params: Sequence[torch.Tensor], runs: Sequence[torch.optim.Optimizer],
+                 runs_step: bool = False):
         params = list(params)
         kind = type(runs[0]).__name__
         if any(type(r).__name__ != kind for r in runs):
@@ -60,6 +66,7 @@ class StackedOptimizer(torch.optim.Optimizer):
         super().__init__(params, {})
         self.kind = kind
         self.runs = list(runs)
+        self.runs_step = runs_step
         self.nesterov = bool(runs[0].param_groups[0].get("nesterov", False))
         self.frozen: list[int] = []  # runs that diverged: their slices and states stay as they are
         self.step_count = 0
@@ -90,6 +97,8 @@ class StackedOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        if self.runs_step:
+            return loss
         self.step_count += 1
         update = getattr(self, f"_{self.kind.lower()}")
         for p in self.param_groups[0]["params"]:
@@ -178,6 +187,8 @@ class StackedOptimizer(torch.optim.Optimizer):
     # ------------------------------------------------------------------ per-run state dicts
     def state_of(self, k: int) -> dict:
         """Run k's state dict in the form of its own torch.optim optimizer (ready to load)."""
+        if self.runs_step:
+            return self.runs[k].state_dict()
         template = self.runs[k].state_dict()
         group = self.runs[k].param_groups[0]
         state = {}
@@ -197,6 +208,10 @@ class StackedOptimizer(torch.optim.Optimizer):
 
     def load_run_state(self, k: int, run_state: dict) -> None:
         """Put run k's saved optimizer state (a torch.optim state dict) into slice k."""
+        if self.runs_step:
+            self.runs[k].load_state_dict(run_state)
+            self.sync()
+            return
         params = self.param_groups[0]["params"]
         for i, entry in run_state.get("state", {}).items():
             p = params[int(i)]

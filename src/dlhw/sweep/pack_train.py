@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +147,8 @@ def train_pack(jobs: list[PackJob], log_extra) -> list[float | None]:
     message and the others train on; an error common to all (the data) is raised.
     """
     quiet_libraries()
+    # on a CPU the runs of a pack take their own steps inside training_step (PackedClassifier)
+    warnings.filterwarnings("ignore", message=".*training_step.* returned .None.")
     metrics: list[float | None] = [None] * len(jobs)
     todo: list[tuple[int, PackJob, str | None]] = []
     for i, job in enumerate(jobs):
