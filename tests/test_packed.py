@@ -150,7 +150,7 @@ def test_jobs_that_cannot_pack_train_alone_and_say_why(tmp_path: Path) -> None:
 def test_the_launcher_takes_each_job_config_the_sweeper_composed_to_validate_it() -> None:
     from omegaconf import OmegaConf
 
-    from dlhw.sweep.packed import _job_config, keep_validated_configs
+    from dlhw.sweep.job_configs import job_config, keep_validated_configs
 
     class Loader:
         calls = 0
@@ -163,11 +163,37 @@ def test_the_launcher_takes_each_job_config_the_sweeper_composed_to_validate_it(
     keep_validated_configs(loader)
     keep_validated_configs(loader)  # once per loader
     validated = loader.load_sweep_config(master, ["seed=1"])  # Hydra's validation of the batch
-    taken = _job_config(loader, master, ["seed=1"])
+    taken = job_config(loader, master, ["seed=1"])
     assert loader.calls == 1 and taken == validated and taken is not validated  # a copy
-    assert _job_config(loader, master, ["seed=1"]) == validated and loader.calls == 2  # handed out once
-    assert _job_config(loader, master, ["seed=2"]).overrides == ["seed=2"] and loader.calls == 3
+    assert job_config(loader, master, ["seed=1"]) == validated and loader.calls == 2  # handed out once
+    assert job_config(loader, master, ["seed=2"]).overrides == ["seed=2"] and loader.calls == 3
     assert loader._dlhw_kept == {}  # the launcher's own compositions are not kept
+
+
+def test_a_forked_helper_composes_the_jobs_and_leaves_failures_to_the_caller() -> None:
+    from omegaconf import OmegaConf
+
+    from dlhw.sweep.job_configs import ComposeAhead
+
+    def compose(master, overrides):
+        if "bad" in overrides:
+            raise ValueError("no such key")
+        return OmegaConf.merge(master, OmegaConf.from_dotlist(list(overrides)), {"pid": os.getpid()})
+
+    master = OmegaConf.create({"seed": 0, "lr": 0.1})
+    ahead = ComposeAhead.start(compose, master, fresh_only=False)
+    assert ahead is not None
+    try:
+        job = ahead.compose_job(master, ["seed=3"])
+        assert (job.seed, job.lr) == (3, 0.1) and job.pid not in (None, os.getpid())  # composed there
+        assert ahead.compose_job(master, ["bad"]) is None  # the caller composes it and raises its own error
+        assert ahead.compose_job(OmegaConf.create({}), ["seed=1"]) is None  # another master: not its job
+        assert ahead.compose_job(master, ["seed=4"]).seed == 4  # still serving after a failure
+    finally:
+        ahead.close()
+    assert ahead.compose_job(master, ["seed=5"]) is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(ahead.pid, os.WNOHANG)  # ended and reaped
 
 
 def test_plan_names_the_key_that_splits_a_pack(make_cfg) -> None:

@@ -29,37 +29,11 @@ from dlhw.config.validate import validate
 from dlhw.errors import UserError
 from dlhw.lit.guards import RunInterrupted
 from dlhw.run.runner import find_user_error
+from dlhw.sweep.job_configs import job_config
 from dlhw.sweep.pack_train import PackJob, PackRefused, record_failure, train_pack
 from dlhw.sweep.packing import Job, plan_packs
 
 log = logging.getLogger("dlhw")
-
-
-def keep_validated_configs(loader) -> None:
-    """Let ``loader.load_sweep_config`` keep a copy of each job config it composes, for
-    ``_job_config``: Hydra's sweeper composes every job of a batch to validate it, then drops the
-    result, and the launcher would compose each again (about 0.1 s a job; a copy takes 5 ms)."""
-    if hasattr(loader, "_dlhw_kept"):
-        return
-    compose = loader.load_sweep_config
-    kept: dict[tuple, tuple[DictConfig, DictConfig]] = {}
-
-    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        config = compose(master_config, sweep_overrides)
-        # the master config is kept too, so that its id cannot name another config meanwhile
-        kept[(id(master_config), tuple(sweep_overrides))] = (master_config, copy.deepcopy(config))
-        return config
-
-    loader.load_sweep_config = load_sweep_config
-    loader._dlhw_kept, loader._dlhw_compose = kept, compose
-
-
-def _job_config(loader, config: DictConfig, overrides: Sequence[str]) -> DictConfig:
-    """A job's config: the copy kept from the sweeper's validation (handed out once), else composed."""
-    master, found = getattr(loader, "_dlhw_kept", {}).pop((id(config), tuple(overrides)), (None, None))
-    if master is config:
-        return found
-    return getattr(loader, "_dlhw_compose", loader.load_sweep_config)(config, list(overrides))
 
 
 class _Prepared:
@@ -145,7 +119,7 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     prepared: dict[int, _Prepared] = {}
     for i, overrides in enumerate(job_overrides):
         idx = initial_job_idx + i
-        sweep_config = _job_config(launcher.hydra_context.config_loader, config, overrides)
+        sweep_config = job_config(launcher.hydra_context.config_loader, config, overrides)
         with open_dict(sweep_config):
             sweep_config.hydra.job.id = idx
             sweep_config.hydra.job.num = idx
