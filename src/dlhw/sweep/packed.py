@@ -51,7 +51,7 @@ class _Prepared:
         self.task_cfg = copy.deepcopy(sweep_config)
         with read_write(self.task_cfg), open_dict(self.task_cfg):
             del self.task_cfg["hydra"]
-        self.hydra_cfg = copy.deepcopy(HydraConfig.instance().cfg)
+        self.hydra_cfg = HydraConfig.instance().cfg  # set_config made it: no other job changes it
         self.overrides = list(OmegaConf.to_container(sweep_config.hydra.overrides.task))
         self.swept = swept_overrides()
         self.resolved = copy.deepcopy(self.task_cfg)  # resolved while this job's HydraConfig is set
