@@ -179,6 +179,41 @@ def test_each_run_of_a_pack_is_clipped_by_its_own_gradient(algorithm: str) -> No
             torch.testing.assert_close(p.grad[k], own.grad)
 
 
+def test_on_a_cpu_every_run_of_a_pack_takes_its_own_step() -> None:
+    import copy
+
+    from dlhw.lit.packed import PackedClassifier
+
+    torch.manual_seed(0)
+    nets = [nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)) for _ in range(3)]
+    alone = copy.deepcopy(nets)
+    make = [lambda p, lr=lr: torch.optim.SGD(p, lr=lr, momentum=0.9, weight_decay=1e-3) for lr in (0.1, 0.05, 0.2)]
+    pack = PackedClassifier(nets, nn.CrossEntropyLoss(), [m(n.parameters()) for m, n in zip(make, nets, strict=True)],
+                            [None] * 3, [torch.Generator() for _ in range(3)])
+    stacked_optimizer = pack.configure_optimizers()
+    own = [m(n.parameters()) for m, n in zip(make, alone, strict=True)]
+    x, y = torch.randn(3, 5, 4), torch.randint(0, 3, (3, 5))
+    for _ in range(2):
+        assert pack.training_step((x, y), 0) is None  # nothing left for Lightning to step
+        for k, net in enumerate(alone):
+            own[k].zero_grad()
+            nn.functional.cross_entropy(net(x[k]), y[k]).backward()
+            own[k].step()
+    for k, net in enumerate(alone):
+        assert all(torch.equal(p[k], q) for p, q in zip(pack.stacked.parameters(), net.parameters(), strict=True))
+        saved = stacked_optimizer.state_of(k)["state"]  # what the run's checkpoint holds
+        assert torch.equal(saved[0]["momentum_buffer"], own[k].state_dict()["state"][0]["momentum_buffer"])
+    x[1, 0, 0] = float("nan")  # run 1 diverges: it takes no step, the others do
+    before = [p.detach().clone() for p in pack.stacked.parameters()]
+    pack.training_step((x, y), 0)
+    assert pack.active.tolist() == [True, False, True]
+    after = list(pack.stacked.parameters())
+    assert all(torch.equal(b[1], a[1]) for b, a in zip(before, after, strict=True))
+    assert not any(torch.equal(b[0], a[0]) for b, a in zip(before, after, strict=True))
+    pack.active.zero_()
+    assert pack.training_step((x, y), 0) is None  # no run left: nothing computed
+
+
 def test_packed_layer_on_one_shared_input_sums_the_runs_gradients() -> None:
     """x read by every run (not batched by vmap): its gradient is the sum over the runs."""
     torch.manual_seed(0)

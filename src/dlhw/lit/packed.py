@@ -4,14 +4,14 @@ The weights of the K runs are stacked on a leading axis. On an accelerator one f
 ``vmap`` over ``functional_call`` with K batches, one backward of the summed losses gives every
 slice exactly its own gradient (the runs share no tensor), and one ``StackedOptimizer`` step
 updates all runs with their own hyperparameters. On a CPU every run takes its whole step by
-itself, the runs dealt to threads with one intra-op thread each (``dlhw.nn.run_threads``): its
-own network, whose weights are views of its slices, its forward, backward, clipping and its own
-optimizer's step, as the run alone takes them and with its working set in the cache. Per run: its own
-batches (its seed's data order and augmentation), its own dropout masks (drawn from its own
-generator as the run alone draws them), its own BatchNorm statistics, gradient-norm clipping and
-learning-rate schedule. A run whose loss turns non-finite leaves the summed loss at once (on the
-device) and its slice is frozen at the next look (every step on a CPU, every ``check_every``
-steps on an accelerator): the others go on.
+itself, as the run alone takes it, the runs dealt to threads with one intra-op thread each
+(``dlhw.nn.run_threads``): its own network, whose weights are views of its slices, its forward,
+backward, clipping and its own optimizer's step. Per run: its own batches (its seed's data order
+and augmentation), its own dropout masks (drawn from its own generator as the run alone draws
+them), its own BatchNorm statistics, gradient-norm clipping and learning-rate schedule. A run
+whose loss turns non-finite stops at once: on a CPU it takes no step, on an accelerator it
+leaves the summed loss on the device and its slice is frozen at the next look (every
+``check_every`` steps); the others go on.
 """
 
 from __future__ import annotations
@@ -225,6 +225,8 @@ class PackedClassifier(pl.LightningModule):
         if self._probe_nets:
             self._probe(x[0])
         if self._runs_step:
+            if not bool(self.active.any()):
+                return None  # every run has diverged: the recorder stops the fit at the epoch's end
             losses, logits = self._step_each_run(x, y)
         else:
             masks = self._masks(x.shape[1], x.device) if self._dropout_order else None
