@@ -13,6 +13,7 @@ here, as without it. This module loads neither PyTorch nor Lightning.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import copy
 import importlib
@@ -59,7 +60,9 @@ class ComposeAhead:
             finally:
                 os._exit(code)
         theirs.close()
-        return cls(pid, ours, master)
+        helper = cls(pid, ours, master)
+        atexit.register(helper.close)  # reaped even where no batch is launched (a mistake in an override)
+        return helper
 
     def compose_job(self, master: DictConfig, overrides: Sequence[str]) -> DictConfig | None:
         if master is not self.master or self.conn is None:
