@@ -13,7 +13,8 @@
 
 The copy keeps the state-dict keys of ``net``, so stacked weights slice back into ordinary
 state dicts of the original model. ``per_run`` computes K runs one by one, each with its own
-autograd graph, dealt to threads on a CPU: how a pack trains on a CPU (``dlhw.lit.packed``).
+autograd graph, dealt to threads on a CPU: how a pack evaluates on a CPU (``dlhw.lit.packed``,
+where each run trains through its own network).
 """
 
 from __future__ import annotations
