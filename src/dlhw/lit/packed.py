@@ -142,14 +142,16 @@ class PackedClassifier(pl.LightningModule):
         self._dropout_order = [n for n, _ in found]
         self._dropout_shapes = dict(found)
 
+    def _run_masks(self, k: int, batch: int) -> dict[str, torch.Tensor]:
+        """Run k's masks for this batch (on the CPU), drawn in the order the run alone draws them."""
+        return {name: MaskedDropout.draw((batch,) + self._dropout_shapes[name], self._dropout_p[name][k],
+                                         self.generators[k], "cpu") for name in self._dropout_order}
+
     def _masks(self, batch: int, device) -> dict[str, torch.Tensor]:
-        """Each run's masks for this batch, drawn in the order the run alone draws them."""
-        per_run: dict[str, list[torch.Tensor]] = {n: [] for n in self._dropout_order}
-        for k, g in enumerate(self.generators):
-            for name in self._dropout_order:
-                shape = (batch,) + self._dropout_shapes[name]
-                per_run[name].append(MaskedDropout.draw(shape, self._dropout_p[name][k], g, "cpu"))
-        return {f"{n}.mask": torch.stack(m).to(device, non_blocking=True) for n, m in per_run.items()}
+        """Every run's masks for this batch, stacked for the stacked model."""
+        runs = [self._run_masks(k, batch) for k in range(self.k)]
+        return {f"{n}.mask": torch.stack([r[n] for r in runs]).to(device, non_blocking=True)
+                for n in self._dropout_order}
 
     # ------------------------------------------------------------------ forward
     def weights(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
@@ -255,9 +257,7 @@ class PackedClassifier(pl.LightningModule):
                 return None
             net, optimizer = self._run_nets[k], self.run_optimizers[k]
             net.train(training)
-            for name in self._dropout_order:  # drawn in the order the run alone draws them
-                shape = (x.shape[1],) + self._dropout_shapes[name]
-                mask = MaskedDropout.draw(shape, self._dropout_p[name][k], self.generators[k], x.device)
+            for name, mask in self._run_masks(k, x.shape[1]).items():
                 net.get_submodule(name).mask = mask
             logits = net(x[k])
             loss = self.loss_fn(logits, y[k])

@@ -1,8 +1,9 @@
 """The per-run work of a pack spread over a CPU's cores, one intra-op thread per worker.
 
-A pack on a CPU computes each run by itself (``dlhw.nn.stackable.per_run``). One run after
-another, every kernel would get all intra-op threads, which small kernels use poorly (PyTorch's
-fused LSTM at batch 256 runs 1.4x faster on two threads than on one). Here the K runs are dealt
+A pack on a CPU computes each run by itself: its whole training step in
+``dlhw.lit.packed.PackedClassifier``, its evaluation through ``dlhw.nn.stackable.per_run``. One
+run after another, every kernel would get all intra-op threads, which small kernels use poorly
+(PyTorch's fused LSTM at batch 256 runs 1.4x faster on two threads than on one). Here the K runs are dealt
 to ``torch.get_num_threads()`` threads instead, each running whole runs on one intra-op thread,
 as the workers of a joblib sweep do. PyTorch's kernels and the autograd engine release Python's
 interpreter lock; the Python between them does not, which is what two processes avoid.
