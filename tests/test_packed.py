@@ -34,9 +34,11 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory) -> tuple[Path, Path, str]:
-    """The same 8-job sweep packed and with Hydra's own launcher (one job after another)."""
+    """The same 8-job sweep packed (two packs of 4 side by side, one process each) and with
+    Hydra's own launcher (one job after another)."""
     root = tmp_path_factory.mktemp("packed")
-    packed = cli("-m", *RUN, *SWEEP, "hydra/launcher=packed", f"hydra.sweep.dir={root / 'packed'}", cwd=root)
+    packed = cli("-m", *RUN, *SWEEP, "hydra/launcher=packed", "hydra.launcher.processes=2",
+                 f"hydra.sweep.dir={root / 'packed'}", cwd=root)
     assert packed.returncode == 0, packed.stderr[-3000:]
     alone = cli("-m", *RUN, *SWEEP, f"hydra.sweep.dir={root / 'alone'}", cwd=root)
     assert alone.returncode == 0, alone.stderr[-3000:]
@@ -67,7 +69,8 @@ def _assert_same_runs(packed: Path, alone: Path, tolerance: float = 1e-4) -> Non
 
 def test_packed_runs_match_the_runs_alone(sweeps) -> None:
     packed, alone, log = sweeps
-    assert "Packed 8 runs into one stacked model" in log
+    assert "The 8 runs of this pack train as 2 packs side by side" in log
+    assert log.count("Packed 4 runs into one stacked model") == 2
     _assert_same_runs(packed, alone)  # 82 steps: dropout, BatchNorm, per-run lr, schedule
 
 
@@ -80,7 +83,8 @@ def test_recurrent_and_convolutional_packs_on_two_threads_match_alone(model, tmp
     two threads: its numbers are those of the run alone on one thread (threads=1)."""
     run = [*model, "data.batch_size=32", "optimizer=sgd", "optimizer.lr=0.05,0.02", "seed=0,1", "trainer.max_epochs=1",
            "callbacks.progress_bar=null", "report=false"]
-    packed = cli("-m", *run, "threads=2", "hydra/launcher=packed", f"hydra.sweep.dir={tmp_path / 'packed'}", cwd=tmp_path)
+    packed = cli("-m", *run, "threads=2", "hydra/launcher=packed", "hydra.launcher.processes=1",
+                 f"hydra.sweep.dir={tmp_path / 'packed'}", cwd=tmp_path)
     assert packed.returncode == 0 and "Packed 4 runs" in packed.stderr + packed.stdout, packed.stderr[-3000:]
     alone = cli("-m", *run, "threads=1", f"hydra.sweep.dir={tmp_path / 'alone'}", cwd=tmp_path)
     assert alone.returncode == 0, alone.stderr[-3000:]
@@ -89,15 +93,16 @@ def test_recurrent_and_convolutional_packs_on_two_threads_match_alone(model, tmp
 
 def test_every_packed_job_directory_is_a_whole_run(sweeps, tmp_path: Path) -> None:
     packed, _, _ = sweeps
-    names = [p.name for p in _jobs(packed)]
-    for job in _jobs(packed):
+    jobs = _jobs(packed)
+    halves = {job.name: [j.name for j in (jobs[:4] if int(job.name.split("_")[0]) < 4 else jobs[4:])] for job in jobs}
+    for job in jobs:
         for name in (".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml",
                      "config.yaml", "train.log", "results.json", "checkpoints/last.ckpt"):
             assert (job / name).is_file(), (job.name, name)
         assert list((job / "checkpoints").glob("best-epoch*.ckpt"))
         assert list(job.glob("events.out.tfevents.*"))
         res = read_results(job)
-        assert sorted(res["packed_with"]) == sorted(n for n in names if n != job.name)
+        assert sorted(res["packed_with"]) == sorted(n for n in halves[job.name] if n != job.name)
         assert "Test accuracy" in (job / "train.log").read_text()
     # dlhw-eval on a packed run's directory tests its best checkpoint as for any run
     job = _jobs(packed)[0]
@@ -117,7 +122,8 @@ def test_every_packed_job_directory_is_a_whole_run(sweeps, tmp_path: Path) -> No
 def test_per_run_dropout_rates_pack_and_a_rate_of_zero_trains_apart(tmp_path: Path) -> None:
     args = [*RUN, "model.dropout=0.0,0.2,0.5", "seed=3", "optimizer.lr=0.05", "trainer.max_epochs=1",
             "trainer.limit_train_batches=10"]
-    packed = cli("-m", *args, "hydra/launcher=packed", f"hydra.sweep.dir={tmp_path / 'p'}", cwd=tmp_path)
+    packed = cli("-m", *args, "hydra/launcher=packed", "hydra.launcher.processes=1",
+                 f"hydra.sweep.dir={tmp_path / 'p'}", cwd=tmp_path)
     assert packed.returncode == 0, packed.stderr[-3000:]
     assert "Packed 2 runs" in packed.stdout + packed.stderr
     assert "trains alone: it differs from the other jobs in another model shape" in packed.stdout + packed.stderr
@@ -210,7 +216,8 @@ def test_plan_names_the_key_that_splits_a_pack(make_cfg) -> None:
 
 
 def test_an_interrupted_pack_resumes_where_it_stopped(tmp_path: Path) -> None:
-    args = [*RUN, "trainer.max_epochs=30", "data.batch_size=16", "seed=0,1", "hydra/launcher=packed"]
+    args = [*RUN, "trainer.max_epochs=30", "data.batch_size=16", "seed=0,1", "hydra/launcher=packed",
+            "hydra.launcher.processes=2"]  # the signal reaches the runs through the launcher's process
     sweep = tmp_path / "s"
     env = {**os.environ}
     proc = subprocess.Popen([sys.executable, "-m", "dlhw.cli.train", "-m", *args, f"hydra.sweep.dir={sweep}"],

@@ -140,8 +140,10 @@ def _resume_point(built: Built) -> tuple[int, int]:
     return (int(built.ckpt["epoch"]), int(built.ckpt["global_step"])) if built.ckpt else (-1, 0)
 
 
-def train_pack(jobs: list[PackJob], log_extra) -> list[float | None]:
+def train_pack(jobs: list[PackJob], log_extra, progress: bool = True,
+               jobs_at_once: int | None = None) -> list[float | None]:
     """Train the jobs as one pack (or as several, by resume point); the metric of each job.
+    ``progress``: show the configured progress bar; ``jobs_at_once``: packs sharing the cores.
 
     A job whose own settings or directory are refused (a user error) is recorded failed with one
     message and the others train on; an error common to all (the data) is raised.
@@ -167,7 +169,7 @@ def train_pack(jobs: list[PackJob], log_extra) -> list[float | None]:
     if not todo:
         return metrics
     cfg = todo[0][1].cfg
-    configure_threads(cfg.get("threads"))
+    configure_threads(cfg.get("threads"), jobs_at_once)
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     check_data(cfg, datamodule)
@@ -190,7 +192,7 @@ def train_pack(jobs: list[PackJob], log_extra) -> list[float | None]:
         if len(by_point) > 1:
             log.info("Resuming %d run(s) from epoch %d together.", len(group), point[0] + 1)
         for (i, _), value in zip(group, _fit_pack([b for _, b in group], datamodule, log_extra,
-                                                  [i for i, _ in group]), strict=True):
+                                                  [i for i, _ in group], progress), strict=True):
             metrics[i] = value
     return metrics
 
@@ -211,10 +213,11 @@ def record_failure(run_dir: Path, seed, overrides: list[str], exc: BaseException
         run_dir=str(run_dir), previous_status=previous.status if previous is not None else None))
 
 
-def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> list[float | None]:
+def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int], progress: bool) -> list[float | None]:
     cfg = runs[0].job.cfg
     names = [r.job.name for r in runs]
-    log.info("Packed %d runs into one stacked model: %s", len(runs), ", ".join(names))
+    log.info("Packed %d run%s into one stacked model: %s", len(runs), "s" if len(runs) > 1 else "",
+             ", ".join(names))
     module = PackedClassifier(
         [r.classifier.net for r in runs], runs[0].classifier.loss_fn, [r.optimizer for r in runs],
         [r.schedule for r in runs], [r.generator for r in runs],
@@ -227,8 +230,9 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int]) -> l
     recorder = PackRecorder([r.files for r in runs])
     guard = PackGuard()
     bars = [c for c in instantiate_dict(cfg.get("callbacks")) if isinstance(c, pl.callbacks.ProgressBar)]
-    trainer = instantiate(cfg.trainer, callbacks=[recorder, guard, *bars], logger=False,
-                          enable_model_summary=False)
+    extra = {} if progress else {"enable_progress_bar": False}
+    trainer = instantiate(cfg.trainer, callbacks=[recorder, guard, *(bars if progress else [])], logger=False,
+                          enable_model_summary=False, **extra)
     data = PackData(datamodule, [int(r.job.cfg.data.get("seed", r.job.cfg.seed)) for r in runs])
     ckpt_path = None
     if runs[0].ckpt is not None:

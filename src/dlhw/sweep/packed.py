@@ -11,6 +11,8 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -29,9 +31,10 @@ from dlhw.config.validate import validate
 from dlhw.errors import UserError
 from dlhw.lit.guards import RunInterrupted
 from dlhw.run.runner import find_user_error
+from dlhw.sweep.forked import ChildLost, run_forked
 from dlhw.sweep.job_configs import job_config
 from dlhw.sweep.pack_train import PackJob, PackRefused, record_failure, train_pack
-from dlhw.sweep.packing import Job, plan_packs
+from dlhw.sweep.packing import Job, pack_processes, plan_packs, split_evenly
 
 log = logging.getLogger("dlhw")
 
@@ -93,6 +96,12 @@ class _RunLogs:
             root.addHandler(handler)
             self.handlers.append(handler)
 
+    def note(self, message: str) -> None:
+        """``message`` in every run's train.log only (the console hears it once, from the launcher)."""
+        record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+        for handler in self.handlers:
+            handler.handle(record)
+
     def close(self) -> None:
         root = logging.getLogger()
         for h in self.handlers:
@@ -108,11 +117,13 @@ def _run_alone(launcher, p: _Prepared) -> JobReturn:
 def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
     """Hydra's launch(): a JobReturn per job, in the order of ``job_overrides``."""
     setup_globals()
-    size = launcher.pack_size
-    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 1):
-        print(f"dlhw: error: hydra.launcher.pack_size={size}: must be an integer >= 1, or null "
-              "(every run that can share a pack)", file=sys.stderr)
-        raise SystemExit(2)
+    for key, null_means in (("pack_size", "every run that can share a pack"),
+                            ("processes", "on a CPU, one process per core")):
+        value = getattr(launcher, key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            print(f"dlhw: error: hydra.launcher.{key}={value}: must be an integer >= 1, or null "
+                  f"({null_means})", file=sys.stderr)
+            raise SystemExit(2)
     config = launcher.config
     configure_log(config.hydra.hydra_logging, config.hydra.verbose)
     Path(str(config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
@@ -138,13 +149,51 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     returns: dict[int, JobReturn] = {}
     for job, reason in plan.alone:
         log.info("#%d %s trains alone: %s", job.idx, job.name, reason)
+    # packs first: a pack forked over the cores then starts from a process that has computed nothing
+    for pack in plan.packs:
+        returns.update(_launch_pack(launcher, [prepared[j.idx] for j in pack]))
     for idx in invalid:
         returns[idx] = _run_alone(launcher, prepared[idx])
     for job, _ in plan.alone:
         returns[job.idx] = _run_alone(launcher, prepared[job.idx])
-    for pack in plan.packs:
-        returns.update(_launch_pack(launcher, [prepared[j.idx] for j in pack]))
     return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
+
+
+@dataclass
+class _Outcome:
+    """How a pack's training ended: ``values`` (one metric per run), ``refused`` (train alone),
+    ``interrupted`` (by ``signal_number``), ``out_of_memory`` or ``failed`` (recorded already)."""
+
+    kind: str
+    values: list | None = None
+    reason: str = ""
+    signal_number: int = 0
+
+
+def _train(members: list[_Prepared], progress: bool = True, jobs_at_once: int | None = None) -> _Outcome:
+    """Train ``members`` as one pack in this process, each run logging to its own train.log."""
+    logs = _RunLogs(members)
+    jobs = [PackJob(p.run_dir.name, p.resolved, p.overrides, p.swept) for p in members]
+    try:
+        return _Outcome("values", train_pack(jobs, lambda i: {"dlhw_run": members[i].idx}, progress, jobs_at_once))
+    except PackRefused as refused:
+        return _Outcome("refused", reason=str(refused))
+    except RunInterrupted as stop:
+        logs.note(f"dlhw: pack {stop}; the run kept its finished epochs and saved checkpoints/interrupted.ckpt.")
+        return _Outcome("interrupted", reason=str(stop),
+                        signal_number=int(stop.info.get("signal_number", signal.SIGINT)))
+    except Exception as exc:
+        if _out_of_memory(exc) and len(members) > 1:
+            return _Outcome("out_of_memory")
+        user_error = find_user_error(exc)
+        if user_error is not None:
+            log.error("dlhw: error: %s", user_error)
+        else:
+            log.exception("dlhw: the pack failed (the sweep goes on): %s", exc)
+        _record_failure(members, exc)
+        return _Outcome("failed", values=[float("nan")] * len(members))
+    finally:
+        logs.close()
 
 
 def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
@@ -153,47 +202,45 @@ def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
         HydraConfig.instance().set_config(p.sweep_config)
         p.write_hydra_dir()
     configure_log(members[0].sweep_config.hydra.job_logging, members[0].sweep_config.hydra.verbose)
-    logs = _RunLogs(members)
     for p in members:
         callbacks.on_job_start(config=p.sweep_config, task_function=launcher.task_function)
-    jobs = [PackJob(p.run_dir.name, p.resolved, p.overrides, p.swept) for p in members]
-    out_of_memory = False
-    try:
-        values = train_pack(jobs, lambda i: {"dlhw_run": members[i].idx})
-    except PackRefused as refused:
-        logs.close()
-        log.info("These %d jobs train alone after all: %s", len(members), refused)
-        return {p.idx: _run_alone(launcher, p) for p in members}
-    except RunInterrupted as stop:
-        sweep_dir = members[0].run_dir.parent
-        message = (f"dlhw: pack {stop}; every run kept its finished epochs (checkpoints/last.ckpt) "
-                   f"and saved checkpoints/interrupted.ckpt. Continue with: dlhw-train -m resume={sweep_dir}")
-        log.error(message)
-        logs.close()
-        print(message, file=sys.stderr)
-        raise SystemExit(128 + int(stop.info.get("signal_number", signal.SIGINT))) from None
-    except Exception as exc:
-        out_of_memory = _out_of_memory(exc) and len(members) > 1
-        user_error = find_user_error(exc)
-        if out_of_memory:
-            log.warning("The pack of %d runs does not fit in the GPU's memory: trying two packs of "
-                        "about %d.", len(members), len(members) // 2)
-        elif user_error is not None:
-            log.error("dlhw: error: %s", user_error)
-        else:
-            log.exception("dlhw: the pack failed (the sweep goes on): %s", exc)
-        if not out_of_memory:
-            _record_failure(members, exc)
-        values = [float("nan")] * len(members)
-    logs.close()
-    if out_of_memory:  # outside the except block: the failed attempt's tensors can be freed
-        return _retry_in_halves(launcher, members)
+    processes = pack_processes(launcher.processes, members[0].resolved, len(members))
+    if processes > 1:
+        groups = split_evenly(members, processes)
+        log.info("The %d runs of this pack train as %d packs side by side, one process each "
+                 "(hydra.launcher.processes=%d).", len(members), processes, processes)
+        outcomes = run_forked([partial(_train, g, i == 0, processes) for i, g in enumerate(groups)])
+    else:
+        groups, outcomes = [members], [_train(members)]
     returns: dict[int, JobReturn] = {}
-    for p, value in zip(members, values, strict=True):
-        HydraConfig.instance().set_config(p.sweep_config)
-        ret = p.job_return(value, JobStatus.COMPLETED)  # a failed run is nan, as a run alone returns
-        callbacks.on_job_end(config=p.sweep_config, job_return=ret)
-        returns[p.idx] = ret
+    stops = []
+    for group, outcome in zip(groups, outcomes, strict=True):
+        if isinstance(outcome, ChildLost):
+            exc = RuntimeError(f"the process training this pack ended without a result ({outcome.description})")
+            log.error("dlhw: %s: %s", ", ".join(p.run_dir.name for p in group), exc)
+            _record_failure(group, exc)
+            outcome = _Outcome("failed", values=[float("nan")] * len(group))
+        if outcome.kind == "refused":
+            log.info("These %d jobs train alone after all: %s", len(group), outcome.reason)
+            returns.update({p.idx: _run_alone(launcher, p) for p in group})
+        elif outcome.kind == "out_of_memory":
+            log.warning("The pack of %d runs does not fit in the GPU's memory: trying two packs of "
+                        "about %d.", len(group), len(group) // 2)
+            returns.update(_retry_in_halves(launcher, group))
+        elif outcome.kind == "interrupted":
+            stops.append(outcome)
+        else:
+            for p, value in zip(group, outcome.values, strict=True):
+                HydraConfig.instance().set_config(p.sweep_config)
+                ret = p.job_return(value, JobStatus.COMPLETED)  # a failed run is nan, as a run alone returns
+                callbacks.on_job_end(config=p.sweep_config, job_return=ret)
+                returns[p.idx] = ret
+    if stops:
+        sweep_dir = members[0].run_dir.parent
+        message = (f"dlhw: pack {stops[0].reason}; every run kept its finished epochs (checkpoints/last.ckpt) "
+                   f"and saved checkpoints/interrupted.ckpt. Continue with: dlhw-train -m resume={sweep_dir}")
+        print(message, file=sys.stderr)
+        raise SystemExit(128 + stops[0].signal_number)
     return returns
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig, OmegaConf
 
 from dlhw.optim.stacked import KINDS
+from dlhw.sweep import forked
+from dlhw.sweep.threads import available_cores
 
 # Dotted prefixes whose values may differ between the runs of one pack.
 PER_RUN = ("seed", "data.seed", "init", "model.dropout", "optimizer.lr", "optimizer.weight_decay",
@@ -160,3 +162,38 @@ def plan_packs(jobs: Sequence[Job], pack_size: int | None = None) -> Plan:
         alone.append((pack[0], "its pack was split by hydra.launcher.pack_size"))
     alone.sort(key=lambda item: item[0].idx)
     return Plan(packs, alone)
+
+
+def on_cpu(cfg: DictConfig) -> bool:
+    """Whether the job's trainer runs on this machine's CPU alone (one device)."""
+    trainer = cfg.get("trainer") or {}
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if str(trainer.get("devices", 1)) not in ("1", "auto"):
+        return False
+    if accelerator == "auto":
+        import torch
+
+        return not torch.cuda.is_available() and not torch.backends.mps.is_available()
+    return accelerator == "cpu"
+
+
+def pack_processes(setting: int | None, cfg: DictConfig, runs: int) -> int:
+    """How many processes share out a CPU pack of ``runs`` runs (``hydra.launcher.processes``):
+    ``setting``, else the cores over the job's ``threads``; always 1 off a CPU or off Linux."""
+    if not (on_cpu(cfg) and forked.available()):
+        return 1
+    if setting is None:
+        threads = cfg.get("threads")
+        setting = available_cores() // threads if isinstance(threads, int) and threads > 0 else available_cores()
+    return max(1, min(setting, runs))
+
+
+def split_evenly(items: Sequence, parts: int) -> list[list]:
+    """``items`` in ``parts`` consecutive groups whose sizes differ by at most one."""
+    size, extra = divmod(len(items), parts)
+    groups, start = [], 0
+    for i in range(parts):
+        end = start + size + (1 if i < extra else 0)
+        groups.append(list(items[start:end]))
+        start = end
+    return [g for g in groups if g]

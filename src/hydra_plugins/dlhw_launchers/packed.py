@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 class PackedLauncher(Launcher):
     """Packs of runs in this process (see conf/hydra/launcher/packed.yaml)."""
 
-    def __init__(self, pack_size: int | None = None) -> None:
-        self.pack_size = pack_size
+    def __init__(self, pack_size: int | None = None, processes: int | None = None) -> None:
+        self.pack_size, self.processes = pack_size, processes
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None

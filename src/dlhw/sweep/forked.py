@@ -1,0 +1,122 @@
+"""Work run side by side in forked processes, each sending back one picklable result.
+
+The packed launcher splits a CPU pack over the cores this way (``dlhw.sweep.packed``): the
+children inherit the imported training code and the composed configs, so nothing is imported or
+composed twice, and each trains on its own core without sharing Python's interpreter lock.
+
+A child runs in its own process group, so a Ctrl+C at the terminal reaches the parent alone,
+which passes SIGINT or SIGTERM on to every child exactly once; a child also gets SIGTERM if the
+parent dies. Linux only (``available``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing.connection
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class ChildLost:
+    """A child that ended without sending its result (killed, crashed): how it ended."""
+
+    description: str
+
+
+def available() -> bool:
+    """Whether work can be forked here (Linux, where fork keeps the imported modules cheaply)."""
+    return sys.platform == "linux"
+
+
+def run_forked(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+    """``[task() for task in tasks]``, each task in a forked child, all at once; a child that
+    sends nothing back gives a ``ChildLost``. The parent forwards SIGINT/SIGTERM meanwhile."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    children: list[tuple[int, multiprocessing.connection.Connection]] = []
+    forward = _Forwarding()
+    with forward:
+        for task in tasks:
+            ours, theirs = multiprocessing.Pipe(duplex=False)
+            pid = os.fork()
+            if pid == 0:
+                ours.close()
+                _child(task, theirs)  # never returns
+            theirs.close()
+            forward.pids.append(pid)
+            children.append((pid, ours))
+        results: dict[int, Any] = {}
+        pending = {conn: i for i, (_, conn) in enumerate(children)}
+        while pending:
+            for conn in multiprocessing.connection.wait(list(pending)):
+                i = pending.pop(conn)
+                try:
+                    results[i] = pickle.loads(conn.recv_bytes())
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    results[i] = None
+                conn.close()
+        for i, (pid, _) in enumerate(children):
+            _, status = os.waitpid(pid, 0)
+            if results[i] is None:
+                results[i] = ChildLost(_describe(status))
+    return [results[i] for i in range(len(tasks))]
+
+
+def _child(task: Callable[[], Any], conn: multiprocessing.connection.Connection) -> None:
+    code = 0
+    try:
+        os.setpgid(0, 0)  # the terminal's Ctrl+C goes to the parent, which passes it on once
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        result = task()
+        conn.send_bytes(pickle.dumps(result))
+    except BaseException:  # the task reports its own errors; anything else reads as a lost child
+        code = 1
+    finally:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)  # never back into the parent's stack (Hydra, pytest, atexit handlers)
+
+
+def _describe(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by {signal.Signals(os.WTERMSIG(status)).name}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+class _Forwarding:
+    """While active: SIGINT and SIGTERM to this process are passed on to ``pids`` (and noted)."""
+
+    def __init__(self):
+        self.pids: list[int] = []
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Forwarding:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._forward)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _forward(self, signum: int, frame) -> None:
+        self.received = signum
+        for pid in self.pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
