@@ -12,6 +12,7 @@ interpreter lock; the Python between them does not, which is what two processes 
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -22,6 +23,14 @@ T = TypeVar("T")
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
 _inside = threading.local()
+
+
+def _forget_pool() -> None:  # a forked child has none of the parent's threads
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _executor(workers: int) -> concurrent.futures.ThreadPoolExecutor:
