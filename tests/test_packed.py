@@ -103,7 +103,9 @@ def test_every_packed_job_directory_is_a_whole_run(sweeps, tmp_path: Path) -> No
         assert list(job.glob("events.out.tfevents.*"))
         res = read_results(job)
         assert sorted(res["packed_with"]) == sorted(n for n in halves[job.name] if n != job.name)
-        assert "Test accuracy" in (job / "train.log").read_text()
+        log = (job / "train.log").read_text()
+        assert "Test accuracy" in log and "train as 2 packs side by side" in log  # the launcher's line too
+        assert f"Sweep {packed}" not in log  # the launcher's process has let go of the job's log
     # dlhw-eval on a packed run's directory tests its best checkpoint as for any run
     job = _jobs(packed)[0]
     proc = subprocess.run([sys.executable, "-m", "dlhw.cli.evaluate", str(job)], capture_output=True, text=True)

@@ -1,6 +1,9 @@
-"""The packing launcher: compose every job, group them into packs, train each pack in this
-process, run the rest as ordinary jobs; every job gets its directory, .hydra/, train.log and a
-JobReturn as under Hydra's own launcher.
+"""The packing launcher: compose every job, group them into packs, train each pack, run the rest
+as ordinary jobs; every job gets its directory, .hydra/, train.log and a JobReturn as under
+Hydra's own launcher. On a GPU a pack trains in this process; on a CPU it is shared out over
+``hydra.launcher.processes`` processes forked from this one (one per core by default), each
+training its share as one stacked model on its own core: two threads of one process step small
+models more slowly than two processes (BENCHMARKS.md, section 6).
 """
 
 from __future__ import annotations
@@ -207,19 +210,12 @@ def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
     processes = pack_processes(launcher.processes, members[0].resolved, len(members))
     if processes > 1:
         groups = split_evenly(members, processes)
-        log.info("The %d runs of this pack train as %d packs side by side, one process each "
-                 "(hydra.launcher.processes=%d).", len(members), processes, processes)
-        outcomes = run_forked([partial(_train, g, i == 0, processes) for i, g in enumerate(groups)])
+        outcomes = _train_side_by_side(groups)
     else:
         groups, outcomes = [members], [_train(members)]
     returns: dict[int, JobReturn] = {}
     stops = []
     for group, outcome in zip(groups, outcomes, strict=True):
-        if isinstance(outcome, ChildLost):
-            exc = RuntimeError(f"the process training this pack ended without a result ({outcome.description})")
-            log.error("dlhw: %s: %s", ", ".join(p.run_dir.name for p in group), exc)
-            _record_failure(group, exc)
-            outcome = _Outcome("failed", values=[float("nan")] * len(group))
         if outcome.kind == "refused":
             log.info("These %d jobs train alone after all: %s", len(group), outcome.reason)
             returns.update({p.idx: _run_alone(launcher, p) for p in group})
@@ -242,6 +238,25 @@ def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
         print(message, file=sys.stderr)
         raise SystemExit(128 + stops[0].signal_number)
     return returns
+
+
+def _train_side_by_side(groups: list[list[_Prepared]]) -> list[_Outcome]:
+    """Each group trained as one pack in its own forked process, all at once (on a CPU)."""
+    members = [p for g in groups for p in g]
+    logs = _RunLogs(members)  # the launcher's lines go to every member's train.log
+    try:
+        log.info("The %d runs of this pack train as %d packs side by side, one process each "
+                 "(hydra.launcher.processes=%d).", len(members), len(groups), len(groups))
+        outcomes = run_forked([partial(_train, g, i == 0, len(groups)) for i, g in enumerate(groups)])
+        for i, (group, outcome) in enumerate(zip(groups, outcomes, strict=True)):
+            if isinstance(outcome, ChildLost):
+                exc = RuntimeError(f"the process training this pack ended without a result ({outcome.description})")
+                log.error("dlhw: %s: %s", ", ".join(p.run_dir.name for p in group), exc)
+                _record_failure(group, exc)
+                outcomes[i] = _Outcome("failed", values=[float("nan")] * len(group))
+        return outcomes
+    finally:
+        logs.close()
 
 
 def _retry_in_halves(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
