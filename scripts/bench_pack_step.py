@@ -8,7 +8,9 @@ alone and of a ``PackedClassifier`` of K runs, on synthetic batches, in interlea
 order alternating every round), and prints the throughput of the pack against one run after
 another. On a CPU it also times the run
 alone on one intra-op thread and prints the pack against K runs spread over the cores (what a
-joblib sweep with one thread per worker does). ``--profile`` prints the pack's top operators.
+joblib sweep with one thread per worker does), and times the pack as the packed launcher trains
+it on a CPU: split over one forked process per core, each stepping its share on one thread, all
+at once. ``--profile`` prints the pack's top operators.
 ``--rnn-kernel each-run`` makes a pack on a GPU run each run's fused (cuDNN) recurrent kernel
 instead of the matrix-product cells.
 
@@ -119,6 +121,31 @@ def packed_step(name: str, k: int, device, batch):
     return step, module
 
 
+def side_by_side_step(name: str, k: int, processes: int, batch, steps: int) -> float:
+    """Seconds of one step of all K runs when ``processes`` forked processes each step a pack of
+    their share on one thread, at the same time (the slowest process's median)."""
+    import multiprocessing
+
+    import torch
+
+    from dlhw.sweep.forked import run_forked
+    from dlhw.sweep.packing import split_evenly
+
+    x, y = batch
+    start = multiprocessing.get_context("fork").Barrier(processes)
+
+    def share(runs: list[int]):
+        def measure() -> float:
+            torch.set_num_threads(1)
+            step, _ = packed_step(name, len(runs), torch.device("cpu"), (x[runs].clone(), y[runs].clone()))
+            step()
+            start.wait(timeout=120)  # every process times its steps while the others step too
+            return timed(step, steps, lambda: None)
+        return measure
+
+    return max(run_forked([share(runs) for runs in split_evenly(list(range(k)), processes)]))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     p.add_argument("--cases", default=",".join(CASES))
@@ -156,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
         sides = {"alone": partial(timed, alone, a.steps, sync), "pack": partial(timed, pack, max(a.steps // 4, 5), sync)}
         if not a.gpu:
             sides["alone_1_thread"] = partial(one_thread, sides["alone"], threads)
+            sides["side_by_side"] = partial(side_by_side_step, name, a.k, threads, batch, max(a.steps // 2, 5))
         t = bench.interleaved(sides, a.repeats)  # the order of the sides alternates every round
         med = {side: statistics.median(v) for side, v in t.items()}
         line = {"ms": {side: 1e3 * v for side, v in med.items()},
@@ -168,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: one run on 1 thread {1e3 * med['alone_1_thread']:.2f} ms/step; {a.k} runs spread over "
                   f"{threads} cores {1e3 * spread:.1f} ms per step of all: pack time / that = "
                   f"{med['pack'] / spread:.3f}", flush=True)
+            line["side_by_side_vs_runs_on_the_cores"] = spread / med["side_by_side"]
+            print(f"{name}: the pack split over {threads} processes side by side (one thread each) "
+                  f"{1e3 * med['side_by_side']:.1f} ms per step of all: / runs spread = "
+                  f"{med['side_by_side'] / spread:.3f}", flush=True)
         if a.profile:
             from torch.profiler import ProfilerActivity, profile
 

@@ -180,6 +180,8 @@ def test_bench_pack_step_prints_each_cases_throughput_from_its_timings(tmp_path:
         assert figures[case]["pack_vs_one_after_another"] == pytest.approx(3 * ms["alone"] / ms["pack"])
         assert figures[case]["pack_vs_runs_on_the_cores"] == pytest.approx(
             3 * ms["alone_1_thread"] / torch.get_num_threads() / ms["pack"])
+        assert figures[case]["side_by_side_vs_runs_on_the_cores"] == pytest.approx(  # forked processes
+            3 * ms["alone_1_thread"] / torch.get_num_threads() / ms["side_by_side"])
         m = re.search(rf"{case}: one run (\d+\.\d+) ms/step, pack of 3 (\d+\.\d+) ms/step: "
                       rf"throughput (\d+\.\d+)x", out)
         assert m and float(m.group(1)) == pytest.approx(ms["alone"], abs=0.006)
