@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -17,7 +18,21 @@ from dlhw.sweep.forked import ChildLost, run_forked
 from dlhw.sweep.packing import pack_processes, split_evenly
 from dlhw.sweep.threads import available_cores
 
-pytestmark = pytest.mark.skipif(not forked.available(), reason="forking packs is Linux only")
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="forking packs is Linux only")
+
+
+def test_a_process_with_other_threads_does_not_fork() -> None:
+    assert forked.available() == (threading.active_count() == 1)
+    stop = threading.Event()
+    helper = threading.Thread(target=stop.wait)
+    helper.start()
+    try:
+        assert not forked.available()  # a Jupyter kernel, say: the pack stays in its process
+        cpu = OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": 1}})
+        assert pack_processes(4, cpu, 16) == 1
+    finally:
+        stop.set()
+        helper.join()
 
 
 def test_children_send_back_their_results_in_order_and_a_lost_child_says_how_it_ended() -> None:
@@ -58,7 +73,8 @@ def test_a_signal_to_the_parent_reaches_every_child_once(tmp_path: Path) -> None
     assert signal.getsignal(signal.SIGTERM) is before  # the parent's handler is back
 
 
-def test_a_cpu_pack_is_split_over_the_cores_and_a_gpu_pack_never() -> None:
+def test_a_cpu_pack_is_split_over_the_cores_and_a_gpu_pack_never(monkeypatch) -> None:
+    monkeypatch.setattr(forked, "available", lambda: True)  # whatever threads earlier tests left
     cpu = OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": 1}, "threads": None})
     cores = available_cores()
     assert pack_processes(None, cpu, 64) == cores

@@ -6,7 +6,8 @@ composed twice, and each trains on its own core without sharing Python's interpr
 
 A child runs in its own process group, so a Ctrl+C at the terminal reaches the parent alone,
 which passes SIGINT or SIGTERM on to every child exactly once; a child also gets SIGTERM if the
-parent dies. Linux only (``available``).
+parent dies. Only where forking is safe (``available``): on Linux, from a process that runs no
+other thread (a Jupyter kernel's threads could hold a lock the child would copy held).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +36,9 @@ class ChildLost:
 
 
 def available() -> bool:
-    """Whether work can be forked here (Linux, where fork keeps the imported modules cheaply)."""
-    return sys.platform == "linux"
+    """Whether work can be forked here: Linux (fork keeps the imported modules, cheaply) and no
+    thread but this one (the packed launcher's import thread has ended by then)."""
+    return sys.platform == "linux" and threading.active_count() == 1
 
 
 def run_forked(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
