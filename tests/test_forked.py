@@ -80,8 +80,8 @@ def test_a_cpu_pack_is_split_over_the_cores_and_a_gpu_pack_never(monkeypatch) ->
     assert pack_processes(None, cpu, 64) == cores
     assert pack_processes(None, cpu, 1) == 1
     assert pack_processes(3, cpu, 16) == 3 and pack_processes(3, cpu, 2) == 2
-    cpu.threads = 2
-    assert pack_processes(None, cpu, 64) == max(1, cores // 2)
+    cpu.threads = 2  # runs of two threads each: the pack stays in one process, its runs on threads
+    assert pack_processes(None, cpu, 64) == 1
     gpu = OmegaConf.create({"trainer": {"accelerator": "gpu", "devices": 1}})
     assert pack_processes(4, gpu, 16) == 1
     two_cpus = OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": 2}})

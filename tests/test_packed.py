@@ -155,6 +155,21 @@ def test_jobs_that_cannot_pack_train_alone_and_say_why(tmp_path: Path) -> None:
     assert [read_results(j)["status"] for j in _jobs(tmp_path / "s")] == ["completed", "completed"]
 
 
+def test_a_pack_forks_after_jobs_that_trained_on_two_threads_in_the_launchers_process(tmp_path: Path) -> None:
+    """The jobs that cannot pack train first, in the launcher's process, on every core; the pack
+    forked after them runs one thread a process (OpenMP would hang in a child asking for more)."""
+    args = [a for a in RUN if a != "threads=1"] + [
+        "trainer.max_epochs=1", "model.impl=scratch,torch", "seed=0,1", "data.batch_size=64"]
+    proc = cli("-m", *args, "hydra/launcher=packed", "hydra.launcher.processes=2",
+               f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert log.count("trains alone: model.impl=scratch") == 2 and "train as 2 packs side by side" in log
+    results = [read_results(j) for j in _jobs(tmp_path / "s")]
+    assert [r["status"] for r in results] == ["completed"] * 4
+    assert [r.get("threads") for r in results if r.get("packed_with") is not None] == [1, 1]
+
+
 def test_the_launcher_takes_each_job_config_the_sweeper_composed_to_validate_it() -> None:
     from omegaconf import OmegaConf
 

@@ -141,13 +141,16 @@ def _resume_point(built: Built) -> tuple[int, int]:
 
 
 def train_pack(jobs: list[PackJob], log_extra, progress: bool = True,
-               jobs_at_once: int | None = None) -> list[float | None]:
+               threads: int | None = None) -> list[float | None]:
     """Train the jobs as one pack (or as several, by resume point); the metric of each job.
-    ``progress``: show the configured progress bar; ``jobs_at_once``: packs sharing the cores.
+    ``progress``: show the configured progress bar; ``threads``: intra-op threads, set before
+    anything is computed, in place of the jobs' own setting (a forked process runs one).
 
     A job whose own settings or directory are refused (a user error) is recorded failed with one
     message and the others train on; an error common to all (the data) is raised.
     """
+    if threads is not None:
+        configure_threads(threads)
     quiet_libraries()
     # on a CPU the runs of a pack take their own steps inside training_step (PackedClassifier)
     warnings.filterwarnings("ignore", message=".*training_step.* returned .None.")
@@ -169,7 +172,7 @@ def train_pack(jobs: list[PackJob], log_extra, progress: bool = True,
     if not todo:
         return metrics
     cfg = todo[0][1].cfg
-    configure_threads(cfg.get("threads"), jobs_at_once)
+    configure_threads(threads or cfg.get("threads"))
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     check_data(cfg, datamodule)

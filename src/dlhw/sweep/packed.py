@@ -152,13 +152,12 @@ def launch(launcher, job_overrides: Sequence[Sequence[str]], initial_job_idx: in
     returns: dict[int, JobReturn] = {}
     for job, reason in plan.alone:
         log.info("#%d %s trains alone: %s", job.idx, job.name, reason)
-    # packs first: a pack forked over the cores then starts from a process that has computed nothing
-    for pack in plan.packs:
-        returns.update(_launch_pack(launcher, [prepared[j.idx] for j in pack]))
     for idx in invalid:
         returns[idx] = _run_alone(launcher, prepared[idx])
     for job, _ in plan.alone:
         returns[job.idx] = _run_alone(launcher, prepared[job.idx])
+    for pack in plan.packs:
+        returns.update(_launch_pack(launcher, [prepared[j.idx] for j in pack]))
     return [returns[initial_job_idx + i] for i in range(len(job_overrides))]
 
 
@@ -173,12 +172,13 @@ class _Outcome:
     signal_number: int = 0
 
 
-def _train(members: list[_Prepared], progress: bool = True, jobs_at_once: int | None = None) -> _Outcome:
-    """Train ``members`` as one pack in this process, each run logging to its own train.log."""
+def _train(members: list[_Prepared], progress: bool = True, threads: int | None = None) -> _Outcome:
+    """Train ``members`` as one pack in this process, each run logging to its own train.log
+    (``threads``: see ``train_pack``)."""
     logs = _RunLogs(members)
     jobs = [PackJob(p.run_dir.name, p.resolved, p.overrides, p.swept) for p in members]
     try:
-        return _Outcome("values", train_pack(jobs, lambda i: {"dlhw_run": members[i].idx}, progress, jobs_at_once))
+        return _Outcome("values", train_pack(jobs, lambda i: {"dlhw_run": members[i].idx}, progress, threads))
     except PackRefused as refused:
         return _Outcome("refused", reason=str(refused))
     except RunInterrupted as stop:
@@ -247,7 +247,9 @@ def _train_side_by_side(groups: list[list[_Prepared]]) -> list[_Outcome]:
     try:
         log.info("The %d runs of this pack train as %d packs side by side, one process each "
                  "(hydra.launcher.processes=%d).", len(members), len(groups), len(groups))
-        outcomes = run_forked([partial(_train, g, i == 0, len(groups)) for i, g in enumerate(groups)])
+        # one intra-op thread each: OpenMP hangs in a forked child that asks for more once the
+        # parent has used it (an ordinary job of the sweep trained here, a script's own training)
+        outcomes = run_forked([partial(_train, g, i == 0, 1) for i, g in enumerate(groups)])
         for i, (group, outcome) in enumerate(zip(groups, outcomes, strict=True)):
             if isinstance(outcome, ChildLost):
                 exc = RuntimeError(f"the process training this pack ended without a result ({outcome.description})")

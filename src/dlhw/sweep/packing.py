@@ -178,13 +178,14 @@ def on_cpu(cfg: DictConfig) -> bool:
 
 
 def pack_processes(setting: int | None, cfg: DictConfig, runs: int) -> int:
-    """How many processes share out a CPU pack of ``runs`` runs (``hydra.launcher.processes``):
-    ``setting``, else the cores over the job's ``threads``; always 1 off a CPU or off Linux."""
+    """How many processes, one intra-op thread each, share out a CPU pack of ``runs`` runs
+    (``hydra.launcher.processes``): ``setting``, else one per core, or 1 where the job asks for
+    more than one thread a run (``threads``); always 1 off a CPU and where forking is unsafe."""
     if not (on_cpu(cfg) and forked.available()):
         return 1
     if setting is None:
         threads = cfg.get("threads")
-        setting = available_cores() // threads if isinstance(threads, int) and threads > 0 else available_cores()
+        setting = 1 if isinstance(threads, int) and threads > 1 else available_cores()
     return max(1, min(setting, runs))
 
 

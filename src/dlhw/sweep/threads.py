@@ -65,9 +65,8 @@ def sweep_parallel_jobs() -> int:
     return parallel_jobs(launcher.get("n_jobs"), available_cores())
 
 
-def configure_threads(threads: int | None, jobs_at_once: int | None = None) -> int:
-    """Set torch's intra-op threads for this job (and the env its child processes inherit);
-    ``jobs_at_once`` is how many jobs share the cores (else the sweep's launcher says)."""
+def configure_threads(threads: int | None) -> int:
+    """Set torch's intra-op threads for this job (and the env its child processes inherit)."""
     import torch
 
     from dlhw.sweep.devices import assigned_share
@@ -76,7 +75,7 @@ def configure_threads(threads: int | None, jobs_at_once: int | None = None) -> i
     if share is not None:  # a Ray task: the CPUs Ray gave it
         n = job_threads(threads, share.threads)
     else:
-        n = job_threads(threads, available_cores(), jobs_at_once or sweep_parallel_jobs())
+        n = job_threads(threads, available_cores(), sweep_parallel_jobs())
     torch.set_num_threads(n)
     for name in THREAD_ENV:
         os.environ[name] = str(n)
