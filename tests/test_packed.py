@@ -255,3 +255,24 @@ def test_an_interrupted_pack_resumes_where_it_stopped(tmp_path: Path) -> None:
     for job in _jobs(sweep):
         res = read_results(job)
         assert res["status"] == "completed" and res["epochs"] == 30 and res["resumed_from"]
+
+
+def test_sigterm_to_the_launcher_saves_every_runs_interrupted_checkpoint(tmp_path: Path) -> None:
+    """SIGTERM (a cluster's stop) reaches the runs of both processes; stopped inside an epoch,
+    each run saves checkpoints/interrupted.ckpt beside its last.ckpt."""
+    args = [*RUN, "trainer.max_epochs=3", "data.batch_size=2", "trainer.limit_val_batches=2", "seed=0,1",
+            "hydra/launcher=packed", "hydra.launcher.processes=2"]
+    sweep = tmp_path / "s"
+    proc = subprocess.Popen([sys.executable, "-m", "dlhw.cli.train", "-m", *args, f"hydra.sweep.dir={sweep}"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(sweep.glob("*/checkpoints/last.ckpt"))) < 2:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)  # early in the second epoch of 719 steps
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    assert err.count("interrupted by SIGTERM") == 1 and "Traceback" not in err
+    for job in _jobs(sweep):
+        res = read_results(job)
+        assert res["status"] == "interrupted" and res["epoch"] == 1, res
+        assert Path(res["interrupted_ckpt"]).is_file() and (job / "checkpoints" / "last.ckpt").is_file()

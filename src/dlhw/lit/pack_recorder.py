@@ -20,6 +20,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dlhw.lit.guards import RunGuard, RunInterrupted, RunStopped
 from dlhw.lit.hparams import hparams_summaries
@@ -197,7 +198,10 @@ class PackRecorder(pl.callbacks.Checkpoint):
             Path(old).unlink()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, RunInterrupted) and pl_module.sums.get("train") is not None:
+        # a signal stops the pack after a whole batch: at the next batch (Ctrl+C, RunInterrupted)
+        # or, for SIGTERM, as the batch ends (Lightning's own SIGTERMException)
+        by_signal = isinstance(exception, (RunInterrupted, SIGTERMException))
+        if by_signal and pl_module.sums.get("train") is not None:
             self.save(trainer, pl_module, "interrupted")
 
     def on_fit_end(self, trainer, pl_module) -> None:

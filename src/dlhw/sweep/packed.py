@@ -182,7 +182,8 @@ def _train(members: list[_Prepared], progress: bool = True, threads: int | None 
     except PackRefused as refused:
         return _Outcome("refused", reason=str(refused))
     except RunInterrupted as stop:
-        logs.note(f"dlhw: pack {stop}; the run kept its finished epochs and saved checkpoints/interrupted.ckpt.")
+        logs.note(f"dlhw: pack {stop}; the run kept its finished epochs (checkpoints/last.ckpt) and, "
+                  "stopped inside an epoch, saved checkpoints/interrupted.ckpt.")
         return _Outcome("interrupted", reason=str(stop),
                         signal_number=int(stop.info.get("signal_number", signal.SIGINT)))
     except Exception as exc:
@@ -234,7 +235,8 @@ def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
     if stops:
         sweep_dir = members[0].run_dir.parent
         message = (f"dlhw: pack {stops[0].reason}; every run kept its finished epochs (checkpoints/last.ckpt) "
-                   f"and saved checkpoints/interrupted.ckpt. Continue with: dlhw-train -m resume={sweep_dir}")
+                   f"and, stopped inside an epoch, saved checkpoints/interrupted.ckpt. "
+                   f"Continue with: dlhw-train -m resume={sweep_dir}")
         print(message, file=sys.stderr)
         raise SystemExit(128 + stops[0].signal_number)
     return returns
