@@ -128,11 +128,12 @@ def side_by_side_step(name: str, k: int, processes: int, batch, steps: int) -> f
 
     import torch
 
-    from dlhw.sweep.forked import run_forked
+    from dlhw.sweep.forked import ChildLost, run_forked
     from dlhw.sweep.packing import split_evenly
 
     x, y = batch
-    start = multiprocessing.get_context("fork").Barrier(processes)
+    shares = split_evenly(list(range(k)), processes)
+    start = multiprocessing.get_context("fork").Barrier(len(shares))
 
     def share(runs: list[int]):
         def measure() -> float:
@@ -143,7 +144,11 @@ def side_by_side_step(name: str, k: int, processes: int, batch, steps: int) -> f
             return timed(step, steps, lambda: None)
         return measure
 
-    return max(run_forked([share(runs) for runs in split_evenly(list(range(k)), processes)]))
+    times, _ = run_forked([share(runs) for runs in shares])
+    lost = [t for t in times if isinstance(t, ChildLost)]
+    if lost:
+        sys.exit(f"bench_pack_step: a process stepping a share of the {name} pack was lost ({lost[0].description})")
+    return max(times)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,15 +37,18 @@ def test_a_process_with_other_threads_does_not_fork() -> None:
 
 def test_children_send_back_their_results_in_order_and_a_lost_child_says_how_it_ended() -> None:
     parent_group = os.getpgid(0)
-    results = run_forked([
+    results, received = run_forked([
         lambda: ("first", os.getpid() != os.getppid()),
         lambda: os.getpgid(0) != parent_group,  # its own process group: a Ctrl+C reaches the parent only
+        lambda: None,  # a result like any other
         lambda: os._exit(3),
         lambda: os.kill(os.getpid(), signal.SIGKILL),
     ])
+    assert received is None
     assert results[:2] == [("first", True), True]
-    assert results[2] == ChildLost("exit status 3")
-    assert results[3] == ChildLost("killed by SIGKILL")
+    assert results[2] is None
+    assert results[3] == ChildLost("exit status 3")
+    assert results[4] == ChildLost("killed by SIGKILL")
 
 
 def test_a_signal_to_the_parent_reaches_every_child_once(tmp_path: Path) -> None:
@@ -69,7 +72,7 @@ def test_a_signal_to_the_parent_reaches_every_child_once(tmp_path: Path) -> None
 
     before = signal.getsignal(signal.SIGTERM)
     threading.Thread(target=signal_parent_when_ready, daemon=True).start()
-    assert run_forked([task(0), task(1)]) == [["SIGTERM"], ["SIGTERM"]]
+    assert run_forked([task(0), task(1)]) == ([["SIGTERM"], ["SIGTERM"]], signal.SIGTERM)
     assert signal.getsignal(signal.SIGTERM) is before  # the parent's handler is back
 
 

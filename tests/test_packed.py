@@ -260,7 +260,8 @@ def test_an_interrupted_pack_resumes_where_it_stopped(tmp_path: Path) -> None:
 def test_sigterm_to_the_launcher_saves_every_runs_interrupted_checkpoint(tmp_path: Path) -> None:
     """SIGTERM (a cluster's stop) reaches the runs of both processes; stopped inside an epoch,
     each run saves checkpoints/interrupted.ckpt beside its last.ckpt."""
-    args = [*RUN, "trainer.max_epochs=3", "data.batch_size=2", "trainer.limit_val_batches=2", "seed=0,1",
+    args = [*RUN, "model.batch_norm=false", "trainer.max_epochs=3", "data.batch_size=1",
+            "trainer.limit_val_batches=2", "seed=0,1",
             "hydra/launcher=packed", "hydra.launcher.processes=2"]
     sweep = tmp_path / "s"
     proc = subprocess.Popen([sys.executable, "-m", "dlhw.cli.train", "-m", *args, f"hydra.sweep.dir={sweep}"],
@@ -268,7 +269,9 @@ def test_sigterm_to_the_launcher_saves_every_runs_interrupted_checkpoint(tmp_pat
     deadline = time.time() + 120
     while time.time() < deadline and len(list(sweep.glob("*/checkpoints/last.ckpt"))) < 2:
         time.sleep(0.1)
-    proc.send_signal(signal.SIGTERM)  # early in the second epoch of 719 steps
+    assert time.time() < deadline, "the first epoch did not end in 120 s"
+    time.sleep(0.5)  # into the second epoch of 1,437 steps (about 2 s an epoch)
+    proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert err.count("interrupted by SIGTERM") == 1 and "Traceback" not in err

@@ -21,6 +21,7 @@ import pickle
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,41 +42,63 @@ def available() -> bool:
     return sys.platform == "linux" and threading.active_count() == 1
 
 
-def run_forked(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
-    """``[task() for task in tasks]``, each task in a forked child, all at once; a child that
-    sends nothing back gives a ``ChildLost``. The parent forwards SIGINT/SIGTERM meanwhile."""
+_STOPS = {signal.SIGINT, signal.SIGTERM}
+_LOST = object()  # no result came back (a task may well return None)
+
+
+def run_forked(tasks: Sequence[Callable[[], Any]]) -> tuple[list[Any], int | None]:
+    """Run each task in a forked child, all at once: ``(results, signal)``, the result of each
+    task in order (a ``ChildLost`` for a child that sent nothing back) and the signal this
+    process received and passed on meanwhile (SIGINT or SIGTERM), else None."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     children: list[tuple[int, multiprocessing.connection.Connection]] = []
     forward = _Forwarding()
-    with forward:
-        for task in tasks:
-            ours, theirs = multiprocessing.Pipe(duplex=False)
-            pid = os.fork()
-            if pid == 0:
-                ours.close()
-                _child(task, theirs)  # never returns
-            theirs.close()
-            forward.pids.append(pid)
-            children.append((pid, ours))
-        results: dict[int, Any] = {}
-        pending = {conn: i for i, (_, conn) in enumerate(children)}
-        while pending:
-            for conn in multiprocessing.connection.wait(list(pending)):
-                i = pending.pop(conn)
+    try:
+        with forward:
+            for task in tasks:
+                ours, theirs = multiprocessing.Pipe(duplex=False)
+                mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # none until both sides are set up
                 try:
-                    results[i] = pickle.loads(conn.recv_bytes())
-                except (EOFError, OSError, pickle.UnpicklingError):
-                    results[i] = None
+                    pid = os.fork()
+                    if pid == 0:
+                        ours.close()
+                        _child(task, theirs, mask)  # never returns
+                    with contextlib.suppress(OSError):
+                        os.setpgid(pid, pid)  # as the child does: whichever runs first
+                    forward.pids.append(pid)
+                    children.append((pid, ours))
+                finally:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+                    theirs.close()
+            results = _collect([conn for _, conn in children])
+    finally:  # reap every child; one still running here (this process failed) is stopped first
+        for pid, conn in children:
+            if not conn.closed:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
                 conn.close()
-        for i, (pid, _) in enumerate(children):
-            _, status = os.waitpid(pid, 0)
-            if results[i] is None:
-                results[i] = ChildLost(_describe(status))
-    return [results[i] for i in range(len(tasks))]
+        statuses = [os.waitpid(pid, 0)[1] for pid, _ in children]
+    results = [ChildLost(_describe(status)) if result is _LOST else result
+               for result, status in zip(results, statuses, strict=True)]
+    return results, forward.received
 
 
-def _child(task: Callable[[], Any], conn: multiprocessing.connection.Connection) -> None:
+def _collect(conns: list[multiprocessing.connection.Connection]) -> list[Any]:
+    results: list[Any] = [_LOST] * len(conns)
+    pending = {conn: i for i, conn in enumerate(conns)}
+    while pending:
+        for conn in multiprocessing.connection.wait(list(pending)):
+            i = pending.pop(conn)
+            try:
+                results[i] = pickle.loads(conn.recv_bytes())
+            except Exception:  # the child ended without sending, or sent what cannot be read here
+                pass
+            conn.close()
+    return results
+
+
+def _child(task: Callable[[], Any], conn: multiprocessing.connection.Connection, mask) -> None:
     code = 0
     try:
         os.setpgid(0, 0)  # the terminal's Ctrl+C goes to the parent, which passes it on once
@@ -83,9 +106,13 @@ def _child(task: Callable[[], Any], conn: multiprocessing.connection.Connection)
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         result = task()
         conn.send_bytes(pickle.dumps(result))
-    except BaseException:  # the task reports its own errors; anything else reads as a lost child
+    except (KeyboardInterrupt, SystemExit):  # stopped: the parent knows which signal it passed on
+        code = 1
+    except BaseException:  # the task reports its own errors; anything else is shown, then lost
+        traceback.print_exc()
         code = 1
     finally:
         logging.shutdown()

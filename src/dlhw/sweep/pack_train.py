@@ -239,8 +239,8 @@ def _fit_pack(runs: list[Built], datamodule, log_extra, indices: list[int], prog
     data = PackData(datamodule, [int(r.job.cfg.data.get("seed", r.job.cfg.seed)) for r in runs])
     ckpt_path = None
     if runs[0].ckpt is not None:
-        sweep_dir = runs[0].job.run_dir.parent
-        ckpt_path = _pack_checkpoint(runs, module, recorder, sweep_dir / f".pack-resume-{indices[0]}.ckpt")
+        # in the first run's directory: packs resumed side by side in several processes never share it
+        ckpt_path = _pack_checkpoint(runs, module, recorder, runs[0].job.run_dir / ".pack-resume.ckpt")
     started = time.time()
     try:
         return _fit_and_test(runs, module, recorder, guard, trainer, data, ckpt_path, started)

@@ -91,7 +91,7 @@ class _RunLogs:
         for h in olds:
             root.removeHandler(h)
             h.close()
-        self.handlers = []
+        self.handlers, self.idxs = [], [p.idx for p in prepared]
         for p in prepared:
             handler = logging.FileHandler(p.run_dir / "train.log")
             handler.setFormatter(formatter)
@@ -99,11 +99,12 @@ class _RunLogs:
             root.addHandler(handler)
             self.handlers.append(handler)
 
-    def note(self, message: str) -> None:
-        """``message`` in every run's train.log only (the console hears it once, from the launcher)."""
+    def note(self, message: str, idxs: Sequence[int] | None = None) -> None:
+        """``message`` in the train.log of every run (of the runs ``idxs``) only, not the console."""
         record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
-        for handler in self.handlers:
-            handler.handle(record)
+        for idx, handler in zip(self.idxs, self.handlers, strict=True):
+            if idxs is None or idx in idxs:
+                handler.handle(record)
 
     def close(self) -> None:
         root = logging.getLogger()
@@ -209,29 +210,33 @@ def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
     for p in members:
         callbacks.on_job_start(config=p.sweep_config, task_function=launcher.task_function)
     processes = pack_processes(launcher.processes, members[0].resolved, len(members))
+    received = None
     if processes > 1:
         groups = split_evenly(members, processes)
-        outcomes = _train_side_by_side(groups)
+        outcomes, received = _train_side_by_side(groups)
     else:
         groups, outcomes = [members], [_train(members)]
+    stops = [o for o in outcomes if o.kind == "interrupted"]
+    if received is not None and not stops:  # every process had finished: the sweep stops all the same
+        stops = [_Outcome("interrupted", reason=f"interrupted by {signal.Signals(received).name}",
+                          signal_number=received)]
     returns: dict[int, JobReturn] = {}
-    stops = []
     for group, outcome in zip(groups, outcomes, strict=True):
-        if outcome.kind == "refused":
+        if outcome.kind in ("values", "failed"):
+            for p, value in zip(group, outcome.values, strict=True):
+                HydraConfig.instance().set_config(p.sweep_config)
+                ret = p.job_return(value, JobStatus.COMPLETED)  # a failed run is nan, as a run alone returns
+                callbacks.on_job_end(config=p.sweep_config, job_return=ret)
+                returns[p.idx] = ret
+        elif stops:  # stopped by a signal: nothing more trains
+            continue
+        elif outcome.kind == "refused":
             log.info("These %d jobs train alone after all: %s", len(group), outcome.reason)
             returns.update({p.idx: _run_alone(launcher, p) for p in group})
         elif outcome.kind == "out_of_memory":
             log.warning("The pack of %d runs does not fit in the GPU's memory: trying two packs of "
                         "about %d.", len(group), len(group) // 2)
             returns.update(_retry_in_halves(launcher, group))
-        elif outcome.kind == "interrupted":
-            stops.append(outcome)
-        else:
-            for p, value in zip(group, outcome.values, strict=True):
-                HydraConfig.instance().set_config(p.sweep_config)
-                ret = p.job_return(value, JobStatus.COMPLETED)  # a failed run is nan, as a run alone returns
-                callbacks.on_job_end(config=p.sweep_config, job_return=ret)
-                returns[p.idx] = ret
     if stops:
         sweep_dir = members[0].run_dir.parent
         message = (f"dlhw: pack {stops[0].reason}; every run kept its finished epochs (checkpoints/last.ckpt) "
@@ -242,8 +247,9 @@ def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
     return returns
 
 
-def _train_side_by_side(groups: list[list[_Prepared]]) -> list[_Outcome]:
-    """Each group trained as one pack in its own forked process, all at once (on a CPU)."""
+def _train_side_by_side(groups: list[list[_Prepared]]) -> tuple[list[_Outcome], int | None]:
+    """Each group trained as one pack in its own forked process, all at once (on a CPU); the
+    outcomes, and the signal the launcher passed on meanwhile (a lost process then stopped)."""
     members = [p for g in groups for p in g]
     logs = _RunLogs(members)  # the launcher's lines go to every member's train.log
     try:
@@ -251,14 +257,21 @@ def _train_side_by_side(groups: list[list[_Prepared]]) -> list[_Outcome]:
                  "(hydra.launcher.processes=%d).", len(members), len(groups), len(groups))
         # one intra-op thread each: OpenMP hangs in a forked child that asks for more once the
         # parent has used it (an ordinary job of the sweep trained here, a script's own training)
-        outcomes = run_forked([partial(_train, g, i == 0, 1) for i, g in enumerate(groups)])
+        outcomes, received = run_forked([partial(_train, g, i == 0, 1) for i, g in enumerate(groups)])
         for i, (group, outcome) in enumerate(zip(groups, outcomes, strict=True)):
-            if isinstance(outcome, ChildLost):
-                exc = RuntimeError(f"the process training this pack ended without a result ({outcome.description})")
-                log.error("dlhw: %s: %s", ", ".join(p.run_dir.name for p in group), exc)
-                _record_failure(group, exc)
-                outcomes[i] = _Outcome("failed", values=[float("nan")] * len(group))
-        return outcomes
+            if not isinstance(outcome, ChildLost):
+                continue
+            if received is not None:  # stopped by the signal outside the training loop
+                outcomes[i] = _Outcome("interrupted", reason=f"interrupted by {signal.Signals(received).name}",
+                                       signal_number=received)
+                continue
+            exc = RuntimeError(f"the process training this pack ended without a result ({outcome.description})")
+            message = f"dlhw: {', '.join(p.run_dir.name for p in group)}: {exc}"
+            log.error(message, extra={"dlhw_run": -1})  # the console; the group's own files below
+            logs.note(message, [p.idx for p in group])
+            _record_failure(group, exc)
+            outcomes[i] = _Outcome("failed", values=[float("nan")] * len(group))
+        return outcomes, received
     finally:
         logs.close()
 
