@@ -12,7 +12,8 @@ from omegaconf import DictConfig
 
 
 class PackedLauncher(Launcher):
-    """Packs of runs in this process (see conf/hydra/launcher/packed.yaml)."""
+    """Packs of runs: in this process, or on a CPU side by side in forked ones (see
+    conf/hydra/launcher/packed.yaml)."""
 
     def __init__(self, pack_size: int | None = None, processes: int | None = None) -> None:
         self.pack_size, self.processes = pack_size, processes
