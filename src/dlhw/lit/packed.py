@@ -238,11 +238,11 @@ class PackedClassifier(pl.LightningModule):
         newly_bad = self.active & ~finite
         self.first_bad_step.copy_(torch.where(newly_bad, self.global_step, self.first_bad_step))
         self.active.logical_and_(finite)
-        if x.device.type == "cpu" or self.global_step % self.check_every == 0:
-            self.freeze_diverged()  # on an accelerator a look is a sync: every check_every steps
         self._accumulate("train", torch.where(self.active, losses, 0.0), logits.detach(), y)
         if self._runs_step:
-            return None  # every run has stepped: nothing for Lightning to differentiate
+            return None  # every run has stepped (a diverged one takes none): nothing to differentiate
+        if x.device.type == "cpu" or self.global_step % self.check_every == 0:
+            self.freeze_diverged()  # on an accelerator a look is a sync: every check_every steps
         return torch.where(self.active, losses, torch.zeros_like(losses)).sum()
 
     def _step_each_run(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
