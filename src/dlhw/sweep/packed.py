@@ -172,6 +172,11 @@ class _Outcome:
     reason: str = ""
     signal_number: int = 0
 
+    @classmethod
+    def stopped_by(cls, signum: int) -> _Outcome:
+        """Interrupted by the signal ``signum`` the launcher passed on to its processes."""
+        return cls("interrupted", reason=f"interrupted by {signal.Signals(signum).name}", signal_number=signum)
+
 
 def _train(members: list[_Prepared], progress: bool = True, threads: int | None = None) -> _Outcome:
     """Train ``members`` as one pack in this process, each run logging to its own train.log
@@ -218,8 +223,7 @@ def _launch_pack(launcher, members: list[_Prepared]) -> dict[int, JobReturn]:
         groups, outcomes = [members], [_train(members)]
     stops = [o for o in outcomes if o.kind == "interrupted"]
     if received is not None and not stops:  # every process had finished: the sweep stops all the same
-        stops = [_Outcome("interrupted", reason=f"interrupted by {signal.Signals(received).name}",
-                          signal_number=received)]
+        stops = [_Outcome.stopped_by(received)]
     returns: dict[int, JobReturn] = {}
     for group, outcome in zip(groups, outcomes, strict=True):
         if outcome.kind in ("values", "failed"):
@@ -262,8 +266,7 @@ def _train_side_by_side(groups: list[list[_Prepared]]) -> tuple[list[_Outcome], 
             if not isinstance(outcome, ChildLost):
                 continue
             if received is not None:  # stopped by the signal outside the training loop
-                outcomes[i] = _Outcome("interrupted", reason=f"interrupted by {signal.Signals(received).name}",
-                                       signal_number=received)
+                outcomes[i] = _Outcome.stopped_by(received)
                 continue
             exc = RuntimeError(f"the process training this pack ended without a result ({outcome.description})")
             message = f"dlhw: {', '.join(p.run_dir.name for p in group)}: {exc}"
